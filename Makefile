@@ -1,0 +1,63 @@
+# Lab 2.1.3: Autograd Deep Dive — the front door.
+#   make            set up .venv (pinned) and build release/ and solutions/
+#   make test       every gate (sets up first when needed)
+# See README.md for the student, instructor and maintainer workflows.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+ASSIGNMENT := lab_2_1_3
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PYTHONPATH := $(CURDIR)
+
+.DEFAULT_GOAL := all
+.PHONY: all setup build build-all normalize lint test test-cuda bench lab clean help
+
+all: build
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+# The venv is rebuilt only when the pinned requirements change.
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+normalize: $(STAMP)
+	$(PY) -m labs.notebooks source/*/*.ipynb
+
+# release/ always (fast), solutions/ only where the source changed (executed).
+build: $(STAMP) normalize
+	$(PY) -m labs.build
+
+build-all: $(STAMP) normalize
+	$(PY) -m labs.build --all
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	LAB_DEVICE=cpu $(PY) -m pytest
+	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+	  && echo "A GPU is present: run 'make test-cuda' for the CUDA run." \
+	  || echo "NOTE: no GPU here, so the CUDA run of the solutions (make test-cuda) was NOT done."
+
+test-cuda: $(STAMP)
+	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+	  || { echo "make test-cuda: no CUDA device visible to PyTorch; the CUDA run cannot be done here." >&2; exit 1; }
+	LAB_DEVICE=cuda $(PY) -m pytest solutions
+
+bench: $(STAMP)
+	$(PY) -m labs.bench
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=release/$(ASSIGNMENT)
+
+clean:
+	rm -rf gradebook.db submitted autograded feedback .pytest_cache

@@ -1,0 +1,17 @@
+"""Course tooling for Lab 2.1.3: Autograd Deep Dive.
+
+One module per stage: `notebooks` (reading, normalizing, regions), `preprocessors`
+(nbgrader/nbconvert preprocessors used by nbgrader_config.py), `build` (release and
+solutions), `checks` (freshness, leaks, cleanliness), `grading` (throwaway courses,
+autograde, gradebook reading), `corpus` (tests-of-the-tests submissions), `bench`.
+Student notebooks never import this package.
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "lab_2_1_3"
+SOURCE = ROOT / "source"
+RELEASE = ROOT / "release"
+SOLUTIONS = ROOT / "solutions"
+VENV_BIN = ROOT / ".venv" / "bin"

@@ -1,0 +1,78 @@
+"""Tests of the tests: realistic student submissions and the verdict each deserves.
+
+A corpus entry is a Python file in `tests/corpus/<notebook>/`:
+
+    # expect: full                        (or: # expect: fails test_backward test_kinks)
+    # why: a second correct implementation, with boolean masks
+    # %% cell: hardswish_answer
+    class HardSwishFunction(Function):
+        ...
+
+Each `# %% cell: <grade_id>` section replaces the source of that answer cell in the
+student release; the result is submitted and graded like any student's work.
+`expect: fails ...` lists exactly the graded tests that must lose their points.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from . import ROOT, notebooks
+
+CORPUS = ROOT / "tests" / "corpus"
+_CELL = re.compile(r"^# %% cell: (\S+)\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class Entry:
+    notebook: str           # e.g. "01_hardswish"
+    name: str               # file stem
+    why: str
+    expect_full: bool
+    expect_fails: frozenset[str]
+    cells: dict[str, str]   # answer grade_id -> replacement source
+
+    @property
+    def student(self) -> str:
+        return f"{self.notebook}--{self.name}"
+
+    def apply(self, release: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        nb = copy.deepcopy(release)
+        answers = {notebooks.grade_id(c): c for c in nb.cells if notebooks.is_answer(c)}
+        for gid, src in self.cells.items():
+            if gid not in answers:
+                raise KeyError(f"{self.notebook}/{self.name}: no answer cell {gid!r} in the release")
+            answers[gid].source = src
+        return nb
+
+
+def parse(path: Path) -> Entry:
+    text = path.read_text(encoding="utf-8")
+    header = {}
+    for line in text.splitlines():
+        m = re.match(r"^# (expect|why): (.*)$", line)
+        if m:
+            header[m.group(1)] = m.group(2).strip()
+    expect = header.get("expect", "")
+    if expect != "full" and not expect.startswith("fails "):
+        raise ValueError(f"{path}: needs '# expect: full' or '# expect: fails <test ids>'")
+    parts = _CELL.split(text)
+    cells = {parts[i]: parts[i + 1].strip("\n") + "\n" for i in range(1, len(parts), 2)}
+    if not cells:
+        raise ValueError(f"{path}: no '# %% cell: <grade_id>' section")
+    return Entry(
+        notebook=path.parent.name, name=path.stem, why=header.get("why", ""),
+        expect_full=expect == "full",
+        expect_fails=frozenset(expect.split()[1:]) if expect != "full" else frozenset(),
+        cells=cells,
+    )
+
+
+def entries(notebook: str | None = None) -> list[Entry]:
+    pattern = f"{notebook}/*.py" if notebook else "*/*.py"
+    return [parse(p) for p in sorted(CORPUS.glob(pattern))]

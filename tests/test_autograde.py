@@ -1,0 +1,80 @@
+"""Gates 1, 2, 7 and 8: the real `nbgrader autograde` on a throwaway course.
+
+1. every graded test cell passes on the source notebook (the solution);
+2. every graded test cell fails on the untouched release;
+7. the solution gets full marks, the untouched release zero;
+8. every wrong corpus submission loses exactly the tests it should, every correct one
+   gets full marks, and each lesson has enough of both.
+"""
+
+import pytest
+
+from labs import corpus, notebooks
+
+from .conftest import LESSONS, ROOT
+
+# (wrong submissions, correct submissions) each lesson's corpus must hold at least
+CORPUS_MINIMUM = {"01_hardswish": (5, 2), "02_checkpointing": (6, 2), "03_modern_swish": (5, 2)}
+
+
+def graded_tests(lesson: str) -> dict[str, float]:
+    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")
+    return {notebooks.grade_id(c): float(notebooks.nbgrader_meta(c)["points"])
+            for c in nb.cells if notebooks.is_graded_test(c)}
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_has_graded_tests(lesson):
+    tests = graded_tests(lesson)
+    assert len(tests) >= 3, f"{lesson}: only {len(tests)} graded test cells"
+    assert all(p > 0 for p in tests.values())
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_source_passes_every_graded_test(graded, lesson):
+    got = graded["scores"]["solution"][lesson]
+    failing = {gid: got.get(gid) for gid, pts in graded_tests(lesson).items()
+               if got.get(gid) != (pts, pts)}
+    assert not failing, f"{lesson}: the solution loses points in {failing}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_untouched_release_fails_every_graded_test(graded, lesson):
+    got = graded["scores"]["untouched"][lesson]
+    passing = {gid: got.get(gid) for gid in graded_tests(lesson) if got.get(gid, (None,))[0] != 0}
+    assert not passing, f"{lesson}: the untouched release scores in {passing}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_autograde_totals(graded, lesson):
+    total = sum(graded_tests(lesson).values())
+    sol = graded["scores"]["solution"][lesson]
+    untouched = graded["scores"]["untouched"][lesson]
+    assert sum(s for s, _ in sol.values()) == total
+    assert sum(m for _, m in sol.values()) == total
+    assert sum(s for s, _ in untouched.values()) == 0
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_corpus_is_big_enough(lesson):
+    entries = corpus.entries(lesson)
+    wrong = sum(not e.expect_full for e in entries)
+    right = sum(e.expect_full for e in entries)
+    need_wrong, need_right = CORPUS_MINIMUM[lesson]
+    assert wrong >= need_wrong and right >= need_right, (
+        f"{lesson}: corpus has {wrong} wrong and {right} correct submissions, "
+        f"needs at least {need_wrong} and {need_right}")
+
+
+@pytest.mark.parametrize("entry", corpus.entries(), ids=lambda e: e.student)
+def test_corpus_verdict(graded, entry):
+    tests = graded_tests(entry.notebook)
+    got = graded["scores"][entry.student][entry.notebook]
+    lost = {gid for gid, pts in tests.items() if got.get(gid, (0,))[0] != pts}
+    assert set(entry.expect_fails) <= set(tests), f"unknown test ids in {entry.name}"
+    if entry.expect_full:
+        assert not lost, f"correct submission ({entry.why}) lost points in {sorted(lost)}"
+    else:
+        assert lost == set(entry.expect_fails), (
+            f"{entry.why}: expected to lose {sorted(entry.expect_fails)}, lost {sorted(lost)}")
+        assert all(got[gid][0] == 0 for gid in lost)

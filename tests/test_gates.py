@@ -1,0 +1,97 @@
+"""Gates 3, 4 and 5 on the committed trees, and tests that each gate can fail."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from labs import ROOT, checks, notebooks
+
+
+def test_source_notebooks_are_clean():
+    assert checks.cleanliness_problems() == []
+
+
+def test_no_solution_or_hidden_test_leaks():
+    assert checks.leak_problems() == []
+
+
+def test_release_and_solutions_are_fresh():
+    problems = checks.freshness_problems()
+    assert problems == [], "\n".join(problems)
+
+
+def test_ruff_passes_on_code_and_notebooks():
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ruff"), "check", "."], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_solutions_are_executed_and_show_their_answers():
+    for sol in notebooks.lesson_paths(ROOT / "solutions"):
+        nb = notebooks.read(sol)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.execution_count for c in code), f"{sol.name}: a code cell was not executed"
+        assert any("SOLUTION: the part you had to write" in c.source for c in code), sol.name
+        assert not any(notebooks.HIDDEN_BEGIN in c.source for c in nb.cells), sol.name
+
+
+def test_release_has_stubs_no_outputs_no_solution_only_cells():
+    for rel in notebooks.lesson_paths(ROOT / "release"):
+        nb = notebooks.read(rel)
+        answers = [c for c in nb.cells if notebooks.is_answer(c)]
+        assert answers and all("raise NotImplementedError()" in c.source for c in answers), rel.name
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), rel.name
+        assert not any("solution-only" in c.metadata.get("tags", []) for c in nb.cells), rel.name
+
+
+# ---- the gates themselves can fail -------------------------------------------------
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """A copy of the course tree the gates can be pointed at and broken."""
+    for name in ("source", "release", "solutions"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    return tmp_path
+
+
+def _first(root, tree):
+    return notebooks.lesson_paths(root / tree)[0]
+
+
+def test_leak_gate_catches_a_planted_solution_line(repo_copy):
+    src = notebooks.read(_first(repo_copy, "source"))
+    secret = next(ln for ln in notebooks.solution_lines(src) if "return" in ln)
+    path = _first(repo_copy, "release")
+    nb = notebooks.read(path)
+    nb.cells[-1].source += "\n" + secret
+    notebooks.write(nb, path)
+    assert any("leaks" in p for p in checks.leak_problems(repo_copy))
+
+
+def test_freshness_gate_catches_an_edited_release(repo_copy):
+    path = _first(repo_copy, "release")
+    nb = notebooks.read(path)
+    nb.cells[0].source += "\nEdited by hand."
+    notebooks.write(nb, path)
+    problems = checks.freshness_problems(repo_copy)
+    assert any("stale" in p and "make" in p for p in problems), problems
+
+
+def test_freshness_gate_catches_a_source_edit_not_rebuilt(repo_copy):
+    path = _first(repo_copy, "source")
+    nb = notebooks.read(path)
+    nb.cells[0].source += "\nA new sentence."
+    notebooks.write(nb, path)
+    problems = checks.freshness_problems(repo_copy)
+    assert any("executed from another version" in p for p in problems), problems
+
+
+def test_cleanliness_gate_catches_outputs_in_source(repo_copy):
+    path = _first(repo_copy, "source")
+    nb = notebooks.read(path)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.execution_count = 3
+    notebooks.write(nb, path)
+    assert checks.cleanliness_problems(repo_copy)
