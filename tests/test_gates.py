@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from labs import ROOT, checks, notebooks
+from labs import ROOT, build, checks, notebooks
 
 
 def test_source_notebooks_are_clean():
@@ -95,3 +95,16 @@ def test_cleanliness_gate_catches_outputs_in_source(repo_copy):
     code.execution_count = 3
     notebooks.write(nb, path)
     assert checks.cleanliness_problems(repo_copy)
+
+
+def test_a_solution_cell_that_raises_fails_the_build(tmp_path):
+    """nbgrader's Execute ignores errors by default; the solutions build must not."""
+    course = checks.course_copy(tmp_path / "course")
+    path = _first(course, "source")
+    nb = notebooks.read(path)
+    answer = next(c for c in nb.cells if notebooks.is_answer(c))
+    answer.source += "\nraise RuntimeError('a broken worked answer')"
+    notebooks.write(nb, path)
+    build.build_release(course)
+    with pytest.raises(build.BuildError, match="a broken worked answer"):
+        build.build_solutions(course, names=[path.stem])
