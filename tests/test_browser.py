@@ -278,9 +278,18 @@ class Notebook:
         self.page.locator(".jp-Dialog .jp-mod-accept").click()
         self.page.locator(".jp-Dialog").wait_for(state="detached")
 
-    def shot(self, name: str, focus: str | None = None) -> Path:
+    def shot(self, name: str, focus: str | None = None, block: str = "center") -> Path:
         if focus is not None:
-            self.cell(focus).scroll_into_view_if_needed()
+            cell = self.cell(focus)
+            # block="center": the cell's outputs mid-window, its code and the cell above over them
+            target = cell.locator(".jp-OutputArea").first if block == "center" else cell
+            target.evaluate("(el, block) => el.scrollIntoView({block})", block)
+            cell.locator(".jp-InputArea").wait_for(state="visible")
+            # Off-screen cells are painted lazily (content-visibility): wait for two frames.
+            self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            self.page.wait_for_function(
+                "el => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight"
+                " && el.querySelector('.cm-line') !== null; }", arg=cell.element_handle())
         out = self.artifacts / name
         self.page.screenshot(path=str(out))
         return out
@@ -315,7 +324,7 @@ def test_student_path_in_jupyterlab(server, page, artifacts):
     for cell in graded:
         prompt = nb.cell(notebooks.grade_id(cell)).locator(".jp-InputPrompt").text_content()
         assert prompt.strip() in ("[ ]:", ""), f"{notebooks.grade_id(cell)} ran after the failure: {prompt}"
-    nb.shot("1-release-run-all-selfcheck-fails.png", focus=SELFCHECK_ID)
+    nb.shot("1-release-run-all-selfcheck-fails.png", focus=SELFCHECK_ID, block="start")
 
     # 2. A correct solution typed into the answer cell, Run All: the self-check passes, no cell errors.
     solution = _solution_text()
