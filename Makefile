@@ -1,6 +1,7 @@
 # Lab 2.1.3: Autograd Deep Dive — the front door.
 #   make            set up .venv (pinned) and build release/ and solutions/
 #   make test       every gate (sets up first when needed)
+#   make lab        JupyterLab on your working copy of the release (student/), with Validate
 # See README.md for the student, instructor and maintainer workflows.
 
 SHELL := /bin/bash
@@ -56,8 +57,10 @@ test-cuda: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m labs.bench
 
+# JupyterLab on localhost, opened on your working copy of the release (student/$(ASSIGNMENT)/,
+# copied once, never overwritten) with nbgrader's Validate button; extra flags: make lab ARGS=--no-browser
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=release/$(ASSIGNMENT)
+	$(PY) -m labs.lab $(ARGS)
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback .pytest_cache
