@@ -79,7 +79,69 @@ def hardswish() -> list[Row]:
     ]
 
 
-BENCHES: list[Callable[[], list[Row]]] = [hardswish]
+def checkpointing() -> list[Row]:
+    """A 64-layer MLP: the peak bytes autograd keeps (saved-tensor hooks, the notebook's
+    SavedMemory) and the forward + backward time, plain against sqrt(n) checkpointed
+    segments built from the published `checkpoint`."""
+    import functools
+    import math
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    threads = torch.get_num_threads()
+    try:
+        ns = lesson_namespace("02_checkpointing", extra_cells=("saved_memory",))  # sets one thread
+        checkpoint, saved_memory = ns["checkpoint"], ns["SavedMemory"]
+        depth, width, batch = 64, 128, 64
+        layers = ns["seeded_mlp"](depth, width, seed=64)
+        x = ns["seeded_randn"](batch, width, seed=16)
+        segments = round(math.sqrt(depth))
+        size = math.ceil(depth / segments)
+
+        def plain(h, chunk=layers):
+            for layer in chunk:
+                h = F.gelu(layer(h))
+            return h
+
+        def segmented(h):
+            for start in range(0, depth, size):
+                h = checkpoint(functools.partial(plain, chunk=layers[start:start + size]), h)
+            return h
+
+        def run(fn):
+            leaf = x.detach().clone().requires_grad_(True)
+            layers.zero_grad(set_to_none=True)
+            fn(leaf).sum().backward()
+
+        def peak(fn) -> int:
+            with saved_memory(layers.parameters()) as mem:
+                run(fn)
+            return mem.peak
+
+        def seconds(fn) -> float:
+            start = time.perf_counter()
+            run(fn)
+            return time.perf_counter() - start
+
+        best = {"plain": float("inf"), "segmented": float("inf")}
+        for _ in range(15):  # interleaved rounds, best of each
+            for name, fn in (("plain", plain), ("segmented", segmented)):
+                best[name] = min(best[name], seconds(fn))
+        memory = peak(segmented) / peak(plain)
+        overhead = best["segmented"] / best["plain"]
+    finally:
+        torch.set_num_threads(threads)
+    return [
+        Row("checkpoint", f"plain MLP fwd+bwd, {depth} layers, {batch}x{width} (ms)", best["plain"] * 1e3, "", None),
+        Row("checkpoint", f"sqrt(n) = {segments} segments fwd+bwd (ms)", best["segmented"] * 1e3, "", None),
+        Row("checkpoint", "sqrt(n) segments / plain: peak saved bytes", memory, "<= 0.30", memory <= 0.30),
+        Row("checkpoint", "sqrt(n) segments / plain: fwd+bwd time", overhead, "<= 1.6", overhead <= 1.6),
+    ]
+
+
+BENCHES: list[Callable[[], list[Row]]] = [hardswish, checkpointing]
 
 
 def main() -> int:
