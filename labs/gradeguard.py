@@ -23,7 +23,7 @@ import os
 import secrets
 
 from jupyter_client.manager import AsyncKernelManager
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
@@ -135,13 +135,13 @@ class GuardedExecute(Execute):
                 if meta.get("grade_id") == self.setup_id and ran:
                     self._guard_ready = True
             return cell, resources
-        except DeadKernelError as err:
+        except (DeadKernelError, CellTimeoutError) as err:  # dead, or alive but beyond reach
             cell.source = original
             self._dead_at = index
             self.log.error("The kernel died in cell %d: %s", index, err)
             cell.outputs = list(cell.get("outputs", [])) + [_error_output(
-                KERNEL_DIED, "the kernel died while running this cell (os._exit, a crash, "
-                             "or memory exhausted); later cells were not run")]
+                KERNEL_DIED, "the kernel died or stopped responding while running this cell "
+                             "(os._exit, a crash, memory exhausted); later cells were not run")]
             return cell, resources
 
 

@@ -16,6 +16,7 @@ repaired, the original kept in quarantine/. Nothing is deleted.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ from . import ASSIGNMENT, ROOT, build
 FLAGS = {
     "KernelDied": "the kernel died (os._exit, a crash, or memory exhausted)",
     "CellTimeoutError": "a cell ran past the per-cell timeout",
+    "KeyboardInterrupt": "a cell ran past the per-cell timeout and was interrupted",
     "TestDidNotRun": "graded tests did not run to their end (cell execution tampered with)",
     "replaced tools the grader relies on": "tampered with the grader's tools",
     "MemoryError": "ran out of the kernel's memory bound",
@@ -63,6 +65,8 @@ def check_submissions(course: Path, assignment: str = ASSIGNMENT) -> dict[str, l
                 found.append(f"{path.name}: extra file, ignored")
                 continue
             try:
+                raw_ids = [c.get("id") for c in json.loads(path.read_text()).get("cells", [])
+                           if isinstance(c, dict)]
                 raw = nbformat.read(str(path), as_version=nbformat.NO_CONVERT)
                 nb = nbformat.read(str(path), as_version=4)
             except Exception as err:  # malformed JSON, not a notebook at all
@@ -71,16 +75,11 @@ def check_submissions(course: Path, assignment: str = ASSIGNMENT) -> dict[str, l
                 found.append(f"{path.name}: not a readable notebook ({type(err).__name__}); "
                              f"moved to {quarantine.relative_to(course)}/, scores zero")
                 continue
-            ids = [c.get("id") for c in nb.cells]
+            ids = [i for i in raw_ids if i is not None]
             repaired = []
             if raw.nbformat < 4:
                 repaired.append(f"nbformat {raw.nbformat} upgraded to 4")
-            if len(set(ids)) != len(ids):
-                seen = set()
-                for c in nb.cells:
-                    if c.get("id") in seen:
-                        c["id"] = f"{c['id']}-{len(seen)}"
-                    seen.add(c["id"])
+            if len(set(ids)) != len(ids):  # nbformat.read already gave the copies new ids
                 repaired.append("duplicate cell ids renamed")
             if repaired:
                 quarantine.mkdir(parents=True, exist_ok=True)
@@ -132,6 +131,7 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout)
     """Check, grade every submission in one nbgrader batch, print progress and a summary."""
     t0 = time.perf_counter()
     pre = check_submissions(course, assignment)
+    expected = {p.name for p in (course / "source" / assignment).glob("*.ipynb")}
     students = sorted(pre)
     print(f"autograde {assignment}: {len(students)} submissions", file=out, flush=True)
     cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"]
@@ -157,14 +157,18 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout)
     for student in students:
         r = res.setdefault(student, StudentResult(student))
         r.problems = list(pre.get(student, []))
-        r.failed = student in failed
-        if r.failed:
+        folder = course / "submitted" / student / assignment
+        nothing = not any(p.name in expected for p in folder.glob("*.ipynb"))
+        r.failed = student in failed and not nothing
+        if nothing:
+            r.problems.append("no notebook to grade: every notebook scores zero")
+        elif r.failed:
             r.problems.append("nbgrader could not grade this submission (see autograde.log)")
         for nb, fails in r.failures.items():
             for key, what in FLAGS.items():
                 hit = sorted(g for g, msg in fails.items() if key in msg)
                 if hit:
-                    r.problems.append(f"{nb}: {what} (in {', '.join(hit)})")
+                    r.problems.append(f"{nb}: {what} [{key}] (in {', '.join(hit)})")
     print(summary(res, assignment), file=out)
     print(f"done in {time.perf_counter() - t0:.0f} s; full log: autograde.log", file=out)
     return res
