@@ -69,7 +69,7 @@ c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
-    "nbgrader.preprocessors.DeduplicateIds",
+    "labs.gradeguard.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
     "labs.gradeguard.RestoreCellOrder",
@@ -117,7 +117,7 @@ c.GenerateFeedback.preprocessors = [
 c.ZipCollectApp.archive_directory = "archive"
 c.ZipCollectApp.extracted_directory = "extracted"
 c.FileNameCollectorPlugin.named_regexp = (
-    r".*?(?P<student_id>[A-Za-z0-9][A-Za-z0-9.\-]*)_(?:.*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
+    r"^(?:.*/)?(?P<student_id>[A-Za-z0-9][A-Za-z0-9.\-]*)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
 )
 
 # --- export: grades.csv with one row per student and notebook (labs/report.py) ----

@@ -27,6 +27,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook
+from nbgrader.preprocessors import DeduplicateIds as _DeduplicateIds
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
@@ -160,6 +161,18 @@ class GuardedExecute(Execute):
         return seen
 
 
+class DeduplicateIds(_DeduplicateIds):
+    """nbgrader's DeduplicateIds (the last copy of a grade id keeps it), but the other
+    copies lose their nbgrader metadata entirely instead of keeping an empty dict, which
+    `OverwriteCells.add_missing_cells` trips over (KeyError: 'grade_id')."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if cell.get("metadata", {}).get("nbgrader", None) == {}:
+            del cell["metadata"]["nbgrader"]
+        return cell, resources
+
+
 class RestoreCellOrder(NbGraderPreprocessor):
     """Grade/locked cells back in source order; the setup cell first."""
 
@@ -172,18 +185,18 @@ class RestoreCellOrder(NbGraderPreprocessor):
             order = {c.name: i for i, c in enumerate(source.source_cells)}
 
         def known(cell):
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
             return gid in order and (utils.is_grade(cell) or utils.is_locked(cell) or utils.is_solution(cell))
 
         slots = [i for i, c in enumerate(nb.cells) if known(c)]
-        fixed = sorted((nb.cells[i] for i in slots),
-                       key=lambda c: order[c.metadata.nbgrader["grade_id"]])
+        fixed = sorted((nb.cells[i] for i in slots),  # re-added cells hold plain dicts
+                       key=lambda c: order[c["metadata"]["nbgrader"]["grade_id"]])
         if [id(c) for c in fixed] != [id(nb.cells[i]) for i in slots]:
             self.log.warning("Graded cells were out of order; restored the source order")
         for i, cell in zip(slots, fixed, strict=True):
             nb.cells[i] = cell
         setup = [i for i, c in enumerate(nb.cells)
-                 if c.metadata.get("nbgrader", {}).get("grade_id") == self.setup_id]
+                 if c["metadata"].get("nbgrader", {}).get("grade_id") == self.setup_id]
         first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), None)
         if setup and first_code is not None and setup[0] > first_code:
             self.log.warning("Code ran before the setup cell; the setup cell now runs first")

@@ -188,7 +188,9 @@ def summary(res: dict[str, StudentResult], assignment: str = ASSIGNMENT) -> str:
 
 
 def collect(course: Path = ROOT, assignment: str = ASSIGNMENT) -> int:
-    return build.nbgrader("zip_collect", assignment, "--force", cwd=course, check=False).returncode
+    proc = build.nbgrader("zip_collect", assignment, "--force", cwd=course, check=False)
+    print(proc.stdout[-4000:])
+    return proc.returncode
 
 
 def export(course: Path = ROOT) -> int:
