@@ -18,14 +18,15 @@ from . import ASSIGNMENT
 
 
 class PerNotebookCsv(ExportPlugin):
-    """grades.csv: assignment, duedate, student, notebook, score, max_score, late penalty, timestamp."""
+    """grades.csv: one row per student and notebook. `score` is after the late penalty,
+    `raw_score` before it (what the tests gave)."""
 
     def export(self, gradebook: Gradebook) -> None:
         dest = self.to or "grades.csv"
         with open(dest, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["assignment", "duedate", "student_id", "notebook", "score", "max_score",
-                        "late_penalty", "seconds_late", "timestamp"])
+                        "raw_score", "late_penalty", "seconds_late", "timestamp"])
             for assignment in gradebook.assignments:
                 for student in gradebook.students:
                     try:
@@ -33,11 +34,12 @@ class PerNotebookCsv(ExportPlugin):
                     except Exception:  # no submission: zero for every notebook
                         for nb in assignment.notebooks:
                             w.writerow([assignment.name, assignment.duedate, student.id, nb.name, 0.0,
-                                        nb.max_score, 0.0, 0, ""])
+                                        nb.max_score, 0.0, 0.0, 0, ""])
                         continue
                     for nb in sub.notebooks:
-                        w.writerow([assignment.name, assignment.duedate, student.id, nb.name, nb.score,
-                                    nb.max_score, nb.late_submission_penalty or 0.0,
+                        penalty = nb.late_submission_penalty or 0.0
+                        w.writerow([assignment.name, assignment.duedate, student.id, nb.name,
+                                    max(0.0, nb.score - penalty), nb.max_score, nb.score, penalty,
                                     sub.total_seconds_late, sub.timestamp])
 
 

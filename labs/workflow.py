@@ -44,6 +44,8 @@ class StudentResult:
     student: str
     problems: list[str] = field(default_factory=list)
     failed: bool = False
+    seconds_late: float = 0.0
+    late_penalty: float = 0.0
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)  # notebook -> (score, max)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)     # notebook -> {grade_id: message}
 
@@ -119,6 +121,8 @@ def results(course: Path, assignment: str = ASSIGNMENT) -> dict[str, StudentResu
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for sub in gb.assignment_submissions(assignment):
             r = res.setdefault(sub.student.id, StudentResult(sub.student.id))
+            r.seconds_late = sub.total_seconds_late
+            r.late_penalty = sum(nb.late_submission_penalty or 0.0 for nb in sub.notebooks)
             for nb in sub.notebooks:
                 r.scores[nb.name] = (nb.score, nb.max_score)
     for student, r in res.items():
@@ -164,6 +168,8 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout)
             r.problems.append("no notebook to grade: every notebook scores zero")
         elif r.failed:
             r.problems.append("nbgrader could not grade this submission (see autograde.log)")
+        if r.seconds_late > 0:
+            r.problems.append(f"late by {r.seconds_late / 3600:.1f} h (penalty {r.late_penalty:g} points)")
         for nb, fails in r.failures.items():
             for key, what in FLAGS.items():
                 hit = sorted(g for g, msg in fails.items() if key in msg)

@@ -10,6 +10,7 @@ problem, feedback never shows a hidden test, and regrading gives the same verdic
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import os
 import shutil
@@ -27,7 +28,8 @@ from .conftest import ROOT
 SELECTED = [c for c in CASES if not os.environ.get("LAB_BAD_CASES")
             or c.name in os.environ["LAB_BAD_CASES"].split(",")]
 CELL_TIMEOUT = 20  # seconds per cell in this batch (the course default is 60)
-WRONG = "closed_interval_kinks"  # a corpus answer that loses test_backward and test_kinks
+WRONG = "closed_interval_kinks"
+LATE = "late-good_solution"  # a corpus answer that loses test_backward and test_kinks
 
 
 def _graded_tests() -> dict[str, float]:
@@ -43,6 +45,8 @@ def batch(tmp_path_factory):
     course = grading.Course.create(tmp_path_factory.mktemp("bad-course"))
     with open(course.root / "nbgrader_config.py", "a") as fh:
         fh.write(f"\nc.GuardedExecute.timeout = {CELL_TIMEOUT}\n")
+    # a deadline, and the "zero" late policy: one good submission arrives a day late
+    build.nbgrader("db", "assignment", "add", "lab_2_1_3", "--duedate=2026-01-02 00:00:00 UTC", cwd=course.root)
     good = next(c.source for c in course.source(NOTEBOOK).cells if notebooks.grade_id(c) == ANSWER)
     wrong = corpus.parse(ROOT / "tests" / "corpus" / NOTEBOOK / f"{WRONG}.py").cells[ANSWER]
     release = course.release(NOTEBOOK)
@@ -53,9 +57,19 @@ def batch(tmp_path_factory):
                 (folder / filename).write_bytes(content)
             else:
                 notebooks.write(content, folder / filename)
+    course.submit(LATE, {NOTEBOOK: _answered(release, good)},
+                  timestamp=dt.datetime(2026, 1, 3, tzinfo=dt.UTC))
     out = io.StringIO()
     t0 = time.perf_counter()
-    res = workflow.autograde(course.root, out=out)
+    policy = os.environ.get("LAB_LATE_POLICY")
+    os.environ["LAB_LATE_POLICY"] = "zero"
+    try:
+        res = workflow.autograde(course.root, out=out)
+    finally:
+        if policy is None:
+            del os.environ["LAB_LATE_POLICY"]
+        else:
+            os.environ["LAB_LATE_POLICY"] = policy
     seconds = time.perf_counter() - t0
     text = out.getvalue()
     print(text)
@@ -63,6 +77,24 @@ def batch(tmp_path_factory):
     yield {"course": course, "results": res, "summary": text, "seconds": seconds}
     if os.environ.get("LAB_KEEP_COURSE"):
         shutil.copytree(course.root, os.environ["LAB_KEEP_COURSE"], dirs_exist_ok=True)
+
+
+def _answered(release, answer):
+    from .bad_submissions.cases import _with_answer
+    return _with_answer(release, answer)
+
+
+def test_late_policy(batch):
+    """LAB_LATE_POLICY=zero: the late good submission passes every test (raw score full),
+    and its penalty takes the whole score away in grades.csv."""
+    r = batch["results"][LATE]
+    score, most = r.scores[NOTEBOOK]
+    assert most == sum(_graded_tests().values()) and score == most and r.late_penalty == most
+    assert not r.failures[NOTEBOOK], r.failures
+    assert "late by 24.0 h" in " ".join(r.problems)
+    assert workflow.export(batch["course"].root) == 0
+    row = next(x for x in csv.DictReader(open(batch["course"].root / "grades.csv")) if x["student_id"] == LATE)
+    assert float(row["score"]) == 0 and float(row["raw_score"]) == most and float(row["late_penalty"]) == most
 
 
 @pytest.mark.parametrize("case", SELECTED, ids=lambda c: c.name)
@@ -133,7 +165,8 @@ def test_export_and_report(batch):
     for row in rows:
         if row["notebook"] == NOTEBOOK and row["student_id"] in scores:
             got = scores[row["student_id"]].get(NOTEBOOK, {})
-            assert float(row["score"]) == sum(s for s, _ in got.values())
+            assert float(row["raw_score"]) == sum(s for s, _ in got.values())
+            assert float(row["score"]) == float(row["raw_score"]) - float(row["late_penalty"])
     md = report.write(course.root)
     text = md.read_text()
     assert (course.root / "report" / "lab_2_1_3.png").stat().st_size > 1000
