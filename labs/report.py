@@ -55,6 +55,18 @@ def class_stats(course: Path, assignment: str = ASSIGNMENT) -> dict:
                         continue
                     failed, n, pts = tests.get((nb.name, g.name), (0, 0, g.max_score))
                     tests[(nb.name, g.name)] = (failed + (g.score < g.max_score), n + 1, pts)
+        # a student nbgrader created but could not grade (no readable notebook) scores zero
+        graded = {t[0] for t in totals}
+        assignment_ = gb.find_assignment(assignment)
+        for student in gb.students:
+            if student.id in graded:
+                continue
+            totals.append((student.id, 0.0, assignment_.max_score))
+            for nb in assignment_.notebooks:
+                for cell in nb.grade_cells:
+                    if cell.max_score:
+                        failed, n, pts = tests.get((nb.name, cell.name), (0, 0, cell.max_score))
+                        tests[(nb.name, cell.name)] = (failed + 1, n + 1, pts)
     return {"totals": sorted(totals), "tests": dict(sorted(tests.items()))}
 
 

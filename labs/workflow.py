@@ -114,6 +114,13 @@ def _graded_failures(nb) -> dict[str, str]:
     return out
 
 
+def _maxima(course: Path, assignment: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {nb.name: nb.max_score for nb in gb.find_assignment(assignment).notebooks}
+
+
 def results(course: Path, assignment: str = ASSIGNMENT) -> dict[str, StudentResult]:
     from nbgrader.api import Gradebook
 
@@ -128,6 +135,10 @@ def results(course: Path, assignment: str = ASSIGNMENT) -> dict[str, StudentResu
     for student, r in res.items():
         for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
             r.failures[path.stem] = _graded_failures(nbformat.read(str(path), as_version=4))
+    maxima = _maxima(course, assignment)
+    for r in res.values():  # notebooks nbgrader did not grade score zero
+        for name, most in maxima.items():
+            r.scores.setdefault(name, (0.0, most))
     return res
 
 
@@ -138,6 +149,11 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout)
     expected = {p.name for p in (course / "source" / assignment).glob("*.ipynb")}
     students = sorted(pre)
     print(f"autograde {assignment}: {len(students)} submissions", file=out, flush=True)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in students:  # nbgrader skips a folder without notebooks: still a zero
+            gb.update_or_create_student(student)
     cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"]
     proc = subprocess.Popen(cmd, cwd=course, env=build.tool_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -159,7 +175,9 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout)
     (course / "autograde.log").write_text("".join(log))
     res = results(course, assignment)
     for student in students:
-        r = res.setdefault(student, StudentResult(student))
+        if student not in res:
+            res[student] = StudentResult(student, scores={n: (0.0, m) for n, m in _maxima(course, assignment).items()})
+        r = res[student]
         r.problems = list(pre.get(student, []))
         folder = course / "submitted" / student / assignment
         nothing = not any(p.name in expected for p in folder.glob("*.ipynb"))

@@ -73,7 +73,7 @@ def batch(tmp_path_factory):
     seconds = time.perf_counter() - t0
     text = out.getvalue()
     print(text)
-    print(f"graded {len(SELECTED)} submissions in {seconds:.0f} s")
+    print(f"graded {len(res)} submissions in {seconds:.0f} s")
     yield {"course": course, "results": res, "summary": text, "seconds": seconds}
     if os.environ.get("LAB_KEEP_COURSE"):
         shutil.copytree(course.root, os.environ["LAB_KEEP_COURSE"], dirs_exist_ok=True)
@@ -167,6 +167,9 @@ def test_export_and_report(batch):
             got = scores[row["student_id"]].get(NOTEBOOK, {})
             assert float(row["raw_score"]) == sum(s for s, _ in got.values())
             assert float(row["score"]) == float(row["raw_score"]) - float(row["late_penalty"])
+    assert {r["student_id"] for r in rows} >= set(batch["results"]), "a student is missing from grades.csv"
+    stats = report.class_stats(course.root)
+    assert len(stats["totals"]) == len(batch["results"]), "every student counts in the report"
     md = report.write(course.root)
     text = md.read_text()
     assert (course.root / "report" / "lab_2_1_3.png").stat().st_size > 1000
