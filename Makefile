@@ -2,6 +2,11 @@
 #   make            set up .venv (pinned) and build release/ and solutions/
 #   make test       every gate (sets up first when needed)
 #   make lab        JupyterLab on your working copy of the release (student/), with Validate
+#   make collect    instructor: LMS zips in downloaded/lab_2_1_3/archive/ -> submitted/
+#   make autograde  instructor: grade every submission, progress and a summary
+#   make export     instructor: grades.csv, one row per student and notebook
+#   make feedback   instructor: feedback/<student>/lab_2_1_3/*.html (no hidden tests)
+#   make report     instructor: report/lab_2_1_3.md + .png (which tests the class missed)
 # See README.md for the student, instructor and maintainer workflows.
 
 SHELL := /bin/bash
@@ -15,7 +20,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := all
-.PHONY: all setup build build-all normalize lint test test-cuda bench lab clean help
+.PHONY: all setup build build-all normalize lint test test-cuda bench lab clean help \
+	assignment collect autograde export feedback report
 
 all: build
 
@@ -61,6 +67,27 @@ bench: $(STAMP)
 # copied once, never overwritten) with nbgrader's Validate button; extra flags: make lab ARGS=--no-browser
 lab: $(STAMP)
 	$(PY) -m labs.lab $(ARGS)
+
+# --- the instructor's grading workflow (docs/instructors.md) ----------------------
+# The assignment enters the gradebook with its deadline (DUEDATE="2026-03-01 23:59:00 UTC").
+assignment: $(STAMP)
+	$(PY) -m nbgrader db assignment add $(ASSIGNMENT) $(if $(DUEDATE),--duedate="$(DUEDATE)")
+	$(PY) -m nbgrader generate_assignment $(ASSIGNMENT) --force
+
+collect: $(STAMP)
+	$(PY) -m labs.workflow collect
+
+autograde: $(STAMP)
+	$(PY) -m labs.workflow autograde
+
+export: $(STAMP)
+	$(PY) -m labs.workflow export
+
+feedback: $(STAMP)
+	$(PY) -m labs.workflow feedback
+
+report: $(STAMP)
+	$(PY) -m labs.workflow report
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback .pytest_cache

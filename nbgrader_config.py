@@ -61,3 +61,64 @@ c.StrictExecute.timeout = 300
 c.Execute.timeout = 60  # seconds per cell: an infinite loop costs one cell, not the batch
 c.Execute.interrupt_on_timeout = True
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
+# Robust against what students hand in (labs/gradeguard.py): a memory-bounded kernel
+# (LAB_GRADE_MEMORY_MB, default 4096) whose death scores zero from the crashed cell on
+# instead of failing the submission; deleted graded cells re-added (nbgrader #1682),
+# duplicated ids dropped (DeduplicateIds: the last copy keeps the id), graded cells put
+# back in source order with the setup cell first.
+c.OverwriteCells.add_missing_cells = True
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "labs.gradeguard.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "labs.gradeguard.RestoreCellOrder",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "labs.gradeguard.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.GuardedExecute.timeout = c.Execute.timeout
+c.GuardedExecute.interrupt_on_timeout = True
+c.GuardedExecute.extra_arguments = c.Execute.extra_arguments
+
+# --- late submissions --------------------------------------------------------
+# The deadline lives in the gradebook (`nbgrader db assignment add lab_2_1_3 --duedate=...`,
+# or `make assignment DUEDATE=...`). Policy: "zero" (late work scores 0), "none" (no penalty),
+# or the name of a LateSubmissionPlugin subclass; set LAB_LATE_POLICY.
+_late = os.environ.get("LAB_LATE_POLICY", "none")
+if _late == "zero":
+    c.AssignLatePenalties.plugin_class = "nbgrader.plugins.LateSubmissionPlugin"
+    c.LateSubmissionPlugin.penalty_method = "zero"
+elif _late != "none":
+    c.AssignLatePenalties.plugin_class = _late
+
+# --- feedback ----------------------------------------------------------------
+# Stock feedback shows the hidden tests that autograde put back (nbgrader #1363):
+# remove them, and reduce graded-test errors to their message.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "labs.gradeguard.RedactErrors",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+# --- collecting an LMS download ----------------------------------------------
+# `nbgrader zip_collect lab_2_1_3` reads downloaded/lab_2_1_3/archive/*.zip, extracts to
+# downloaded/lab_2_1_3/extracted/, and files each notebook under submitted/<student>/.
+# File names like `<student>_<anything>_<notebook>.ipynb` (the common LMS pattern; also
+# Moodle's `<student>_<id>_assignsubmission_file_<notebook>.ipynb`).
+c.ZipCollectApp.archive_directory = "archive"
+c.ZipCollectApp.extracted_directory = "extracted"
+c.FileNameCollectorPlugin.named_regexp = (
+    r"^(?:.*/)?(?P<student_id>[A-Za-z0-9][A-Za-z0-9.\-]*)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
+)
+
+# --- export: grades.csv with one row per student and notebook (labs/report.py) ----
+c.ExportApp.plugin_class = "labs.report.PerNotebookCsv"
