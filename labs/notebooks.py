@@ -84,6 +84,11 @@ def is_graded_test(cell) -> bool:
     )
 
 
+def graded_points(nb) -> dict[str, float]:
+    """{grade_id: points} of a notebook's graded test cells, in order."""
+    return {grade_id(c): float(nbgrader_meta(c)["points"]) for c in nb.cells if is_graded_test(c)}
+
+
 def is_answer(cell) -> bool:
     return bool(nbgrader_meta(cell).get("solution", False))
 

@@ -18,9 +18,7 @@ CORPUS_MINIMUM = {"01_hardswish": (5, 2), "02_checkpointing": (6, 2), "03_modern
 
 
 def graded_tests(lesson: str) -> dict[str, float]:
-    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")
-    return {notebooks.grade_id(c): float(notebooks.nbgrader_meta(c)["points"])
-            for c in nb.cells if notebooks.is_graded_test(c)}
+    return notebooks.graded_points(notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb"))
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

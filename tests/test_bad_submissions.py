@@ -33,9 +33,7 @@ LATE = "late-good_solution"  # a corpus answer that loses test_backward and test
 
 
 def _graded_tests() -> dict[str, float]:
-    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{NOTEBOOK}.ipynb")
-    return {notebooks.grade_id(c): float(notebooks.nbgrader_meta(c)["points"])
-            for c in nb.cells if notebooks.is_graded_test(c)}
+    return notebooks.graded_points(notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{NOTEBOOK}.ipynb"))
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from labs import ASSIGNMENT, ROOT, corpus, lab, notebooks
+from labs import ASSIGNMENT, ROOT, checks, corpus, lab, notebooks
 
 CHROMIUM = Path(os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium"))
 # The closed network refuses Chromium's background connections unless these are off.
@@ -151,11 +151,8 @@ def server(tmp_path_factory, chromium, artifacts) -> Iterator[Server]:
     """JupyterLab as `make lab` starts it, on a throwaway course; stopped at teardown."""
     started = time.monotonic()
     base = tmp_path_factory.mktemp("browser")
-    course = base / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for tree in ("source", "release"):
-        shutil.copytree(ROOT / tree, course / tree)
+    course = checks.course_copy(base / "course")
+    shutil.copytree(ROOT / "release", course / "release")
     lab.prepare(course)
     # No JupyterLab news prompt (a toast over the notebook, and a request to the internet).
     settings = base / "lab-settings" / "@jupyterlab" / "apputils-extension"
