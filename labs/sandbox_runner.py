@@ -1,0 +1,70 @@
+"""Runs INSIDE the sandbox: execute one notebook, cell by cell, and write what each cell did.
+
+    python sandbox_runner.py IN.ipynb OUT.jsonl CELL_TIMEOUT CELL_OUTPUT_BYTES
+
+One JSON line per code cell, written as soon as the cell finishes:
+    {"index": i, "status": "ok" | "error" | "timeout" | "died", "outputs": [...], "ename": ...}
+Nothing here is trusted: the student's code runs beside this process and may rewrite or
+replace any of it. The coordinator (labs/sandbox.py) reads the file as hostile data, with
+its own caps, and enforces the wall-clock budget from outside.
+"""
+
+import json
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+
+def _capped(outputs: list, limit: int) -> list:
+    """Outputs whose JSON fits in `limit` bytes: long texts cut, then whole outputs dropped."""
+    kept, used = [], 0
+    for out in outputs:
+        out = dict(out)
+        if isinstance(out.get("text"), str) and len(out["text"]) > limit // 4:
+            out["text"] = out["text"][: limit // 4] + "\n[output cut]\n"
+        size = len(json.dumps(out))
+        if used + size > limit:
+            kept.append({"output_type": "stream", "name": "stdout", "text": "[further output dropped]\n"})
+            break
+        kept.append(out)
+        used += size
+    return kept
+
+
+def main(src: str, dest: str, timeout: int, limit: int) -> int:
+    nb = nbformat.read(src, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, interrupt_on_timeout=True, allow_errors=True,
+                            kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": "."}})
+    with open(dest, "a", encoding="utf-8") as log, client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            started = time.monotonic()
+            try:
+                client.execute_cell(cell, index)
+                if time.monotonic() - started >= timeout:
+                    status = "timeout"
+                elif any(o.get("output_type") == "error" for o in cell.outputs):
+                    status = "error"
+                else:
+                    status = "ok"
+            except CellTimeoutError:
+                status = "timeout"
+            except DeadKernelError:
+                status = "died"
+            errors = [o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            line = {"index": index, "status": status, "outputs": _capped(cell.get("outputs", []), limit),
+                    "ename": str(errors[0])[:60] if errors else None}
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+            if status == "died":
+                break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
