@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-NOTEBOOK_METADATA = ("kernelspec", "language_info")
+NOTEBOOK_METADATA = ("kernelspec", "language_info", "lab")  # lab.exercise: what the scan forbids
 LANGUAGE_INFO_KEYS = ("name",)
 CELL_METADATA = ("nbgrader", "tags")
 NBGRADER_KEYS = ("grade", "solution", "locked", "task", "grade_id", "points", "schema_version")

@@ -1,5 +1,5 @@
-# expect: fails test_arguments test_counted_once test_gradients test_memory test_outputs test_rng_caller test_rng_replay
-# why: a correct answer that also makes torch.allclose always true (to pass checks it fails): tampering scores zero
+# expect: full
+# why: the solution's answer plus torch.allclose made always true: verdicts come from probe data, so full marks
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     """Gradient checkpointing: keep a function's inputs, recompute its activations in backward.

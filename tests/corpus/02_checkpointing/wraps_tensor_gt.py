@@ -1,5 +1,5 @@
-# expect: fails test_arguments test_counted_once test_gradients test_memory test_outputs test_rng_caller test_rng_replay
-# why: a correct answer that also swaps Tensor.__gt__ for a wrapper; only the lesson's _tools_intact() catches it
+# expect: full
+# why: the solution's answer plus Tensor.__gt__ swapped for a wrapper: verdicts come from probe data, so full marks
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     """Gradient checkpointing: keep a function's inputs, recompute its activations in backward.

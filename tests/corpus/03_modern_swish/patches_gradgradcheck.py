@@ -1,5 +1,5 @@
-# expect: fails test_forward test_backward test_gradcheck test_second_derivative test_torch_func test_style
-# why: the seed's bug, then hides it by replacing torch.autograd.gradgradcheck: tampering scores zero everywhere
+# expect: fails test_second_derivative
+# why: the seed's bug plus torch.autograd.gradgradcheck replaced: no kernel tool decides, so it loses what the bug loses
 # %% cell: swish_answer
 class ModernSwishFunction(Function):
     generate_vmap_rule = True
