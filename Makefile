@@ -7,6 +7,7 @@
 #   make export     instructor: grades.csv, one row per student and notebook
 #   make feedback   instructor: feedback/<student>/lab_2_1_3/*.html (no hidden tests)
 #   make report     instructor: report/lab_2_1_3.md + .png (which tests the class missed)
+#   make bench-grading  stock nbgrader vs ours on a 60-notebook class, side by side
 # See README.md for the student, instructor and maintainer workflows.
 
 SHELL := /bin/bash
@@ -20,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := all
-.PHONY: all setup build build-all normalize lint test test-cuda bench lab clean help \
+.PHONY: all setup build build-all normalize lint test test-cuda bench bench-grading lab clean help \
 	assignment collect autograde export feedback report
 
 all: build
@@ -63,6 +64,10 @@ test-cuda: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m labs.bench
 
+# Stock nbgrader against ours on one synthetic class of 60 notebooks, side by side (about 15 min).
+bench-grading: $(STAMP)
+	$(PY) -m labs.bench_grading
+
 # JupyterLab on localhost, opened on your working copy of the release (student/$(ASSIGNMENT)/,
 # copied once, never overwritten) with nbgrader's Validate button; extra flags: make lab ARGS=--no-browser
 lab: $(STAMP)
@@ -77,8 +82,11 @@ assignment: $(STAMP)
 collect: $(STAMP)
 	$(PY) -m labs.workflow collect
 
+# Each notebook in its own sandbox (bubblewrap, cgroup), JOBS at once (default: the core count),
+# or on a Dask cluster (SCHEDULER=tcp://host:8786); UNSAFE=1 only where no sandbox can be made.
 autograde: $(STAMP)
-	$(PY) -m labs.workflow autograde
+	$(PY) -m labs.workflow autograde $(if $(JOBS),--jobs $(JOBS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+	  $(if $(UNSAFE),--unsafe)
 
 export: $(STAMP)
 	$(PY) -m labs.workflow export
@@ -90,4 +98,4 @@ report: $(STAMP)
 	$(PY) -m labs.workflow report
 
 clean:
-	rm -rf gradebook.db submitted autograded feedback .pytest_cache
+	rm -rf gradebook.db submitted autograded feedback .pytest_cache .lab-grader

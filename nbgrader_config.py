@@ -11,6 +11,10 @@ import os
 c = get_config()  # noqa: F821  (injected by traitlets when nbgrader loads this file)
 
 c.CourseDirectory.course_id = "autograd-deep-dive"
+# The gradebook: the course's gradebook.db (SQLite), or a shared server (PostgreSQL) named by
+# LAB_DB_URL, e.g. postgresql+psycopg2://grader@/autograd?host=/run/postgresql (never passed to a sandbox).
+if os.environ.get("LAB_DB_URL"):
+    c.CourseDirectory.db_url = os.environ["LAB_DB_URL"]
 c.CourseDirectory.solution_directory = "solutions"
 # Generated, never copied into a release or an autograded submission.
 c.CourseDirectory.ignore = [
@@ -58,35 +62,32 @@ c.GenerateSolution.preprocessors = _solution_pps
 c.StrictExecute.timeout = 300
 
 # --- autograding -----------------------------------------------------------
-c.Execute.timeout = 60  # seconds per cell: an infinite loop costs one cell, not the batch
-c.Execute.interrupt_on_timeout = True
-c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
-# Robust against what students hand in (labs/gradeguard.py): a memory-bounded kernel
-# (LAB_GRADE_MEMORY_MB, default 4096) whose death scores zero from the crashed cell on
-# instead of failing the submission; deleted graded cells re-added (nbgrader #1682),
-# duplicated ids dropped (DeduplicateIds: the last copy keeps the id), graded cells put
-# back in source order with the setup cell first.
+# Trusted grading (labs/grader.py): every notebook runs in a sandbox of its own
+# (labs/sandbox.py: bubblewrap, no network, no view of the course, its own PID namespace,
+# memory and process limits for the whole submission, a wall-clock budget); the hidden
+# tests only probe; the judge compares the probe data with the solution's, outside the
+# kernel, and writes each graded cell's verdict before SaveAutoGrades. Cells keep the
+# outputs the student submitted, never outputs made while grading.
+c.Execute.timeout = 60  # seconds per cell (the sandbox's per-cell timeout)
+c.SandboxedExecute.timeout = c.Execute.timeout
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
+    "labs.grader.DeduplicateIds",
+    "labs.grader.KeepSubmittedOutputs",
     "nbgrader.preprocessors.ClearOutput",
-    "labs.gradeguard.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
-    "labs.gradeguard.RestoreCellOrder",
+    "labs.grader.RestoreCellOrder",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
-    "labs.gradeguard.GuardedExecute",
-    "nbgrader.preprocessors.IgnorePattern",
-    "nbconvert.preprocessors.ClearMetadataPreprocessor",
-    "nbgrader.preprocessors.LimitOutput",
+    "labs.grader.SandboxedExecute",
+    "labs.grader.Judge",
+    "labs.grader.SanitizeStudentHTML",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-c.GuardedExecute.timeout = c.Execute.timeout
-c.GuardedExecute.interrupt_on_timeout = True
-c.GuardedExecute.extra_arguments = c.Execute.extra_arguments
 
 # --- late submissions --------------------------------------------------------
 # The deadline lives in the gradebook (`nbgrader db assignment add lab_2_1_3 --duedate=...`,
@@ -100,12 +101,13 @@ elif _late != "none":
     c.AssignLatePenalties.plugin_class = _late
 
 # --- feedback ----------------------------------------------------------------
-# Stock feedback shows the hidden tests that autograde put back (nbgrader #1363):
-# remove them, and reduce graded-test errors to their message.
+# Stock feedback shows the hidden tests that autograde put back (nbgrader #1363): remove them
+# from the instructor's test cells only (a student's marker text breaks nothing); graded cells
+# hold only the judge's message; outputs are the student's own, HTML sanitized.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nbgrader.preprocessors.ClearHiddenTests",
-    "labs.gradeguard.RedactErrors",
+    "labs.grader.ClearHiddenTestCells",
+    "labs.grader.SanitizeStudentHTML",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

@@ -7,6 +7,7 @@ autograde, gradebook reading), `corpus` (tests-of-the-tests submissions), `bench
 Student notebooks never import this package.
 """
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,3 +16,10 @@ SOURCE = ROOT / "source"
 RELEASE = ROOT / "release"
 SOLUTIONS = ROOT / "solutions"
 VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def db_url(course: Path) -> str:
+    """The gradebook: `LAB_DB_URL` (e.g. postgresql+psycopg2://grader@/course?host=/run/postgresql,
+    shared by several graders and the formgrader), else the course's own SQLite file. It is read
+    by the grading process only; sandboxes start with an empty environment."""
+    return os.environ.get("LAB_DB_URL") or f"sqlite:///{Path(course) / 'gradebook.db'}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from . import ASSIGNMENT, build, checks, notebooks
+from . import ASSIGNMENT, build, checks, db_url, notebooks
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Course:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
+        return db_url(self.root)
 
     def release(self, name: str) -> nbformat.NotebookNode:
         return notebooks.read(self.root / "release" / self.assignment / f"{name}.ipynb")

@@ -9,24 +9,38 @@ graded test the share of students who lost its points.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from nbgrader.api import Gradebook
 from nbgrader.plugins import ExportPlugin
 
-from . import ASSIGNMENT
+from . import ASSIGNMENT, db_url
+
+
+def review_flags(course: Path, student: str, assignment: str, notebook: str) -> list[str]:
+    """What the static scan flagged for an instructor's review in one graded notebook."""
+    path = course / "autograded" / student / assignment / f"{notebook}.ipynb"
+    if not path.is_file():
+        return []
+    try:
+        return [str(f) for f in json.loads(path.read_text()).get("metadata", {}).get("lab_grading", {})
+                .get("review", [])]
+    except ValueError:
+        return []
 
 
 class PerNotebookCsv(ExportPlugin):
     """grades.csv: one row per student and notebook. `score` is after the late penalty,
-    `raw_score` before it (what the tests gave)."""
+    `raw_score` before it (what the tests gave); `review` lists what the scan flagged
+    for an instructor's review (never scored)."""
 
     def export(self, gradebook: Gradebook) -> None:
         dest = self.to or "grades.csv"
         with open(dest, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["assignment", "duedate", "student_id", "notebook", "score", "max_score",
-                        "raw_score", "late_penalty", "seconds_late", "timestamp"])
+                        "raw_score", "late_penalty", "seconds_late", "timestamp", "review_flags", "review"])
             for assignment in gradebook.assignments:
                 for student in gradebook.students:
                     try:
@@ -34,19 +48,20 @@ class PerNotebookCsv(ExportPlugin):
                     except Exception:  # no submission: zero for every notebook
                         for nb in assignment.notebooks:
                             w.writerow([assignment.name, assignment.duedate, student.id, nb.name, 0.0,
-                                        nb.max_score, 0.0, 0.0, 0, ""])
+                                        nb.max_score, 0.0, 0.0, 0, "", 0, ""])
                         continue
                     for nb in sub.notebooks:
                         penalty = nb.late_submission_penalty or 0.0
+                        flags = review_flags(Path.cwd(), student.id, assignment.name, nb.name)
                         w.writerow([assignment.name, assignment.duedate, student.id, nb.name,
                                     max(0.0, nb.score - penalty), nb.max_score, nb.score, penalty,
-                                    sub.total_seconds_late, sub.timestamp])
+                                    sub.total_seconds_late, sub.timestamp, len(flags), " | ".join(flags)[:2000]])
 
 
 def class_stats(course: Path, assignment: str = ASSIGNMENT) -> dict:
     """{'totals': [(student, score, max)], 'tests': {(notebook, grade_id): (failed, graded, points)}}"""
     totals, tests = [], {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(db_url(course)) as gb:
         for sub in gb.assignment_submissions(assignment):
             totals.append((sub.student.id, sub.score, sub.max_score))
             for nb in sub.notebooks:
@@ -103,6 +118,12 @@ def write(course: Path, assignment: str = ASSIGNMENT) -> Path:
              "| notebook | graded test | points | lost by | share |", "|---|---|---|---|---|"]
     for (nb, gid), (f, n, pts) in stats["tests"].items():
         lines.append(f"| {nb} | {gid} | {pts:g} | {f}/{n} | {100 * f / n if n else 0:.0f}% |")
+    flagged = [(student, path.stem, flag) for student, _, _ in stats["totals"]
+               for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb"))
+               for flag in review_flags(course, student, assignment, path.stem)]
+    lines += ["", "## Flagged for review", "",
+              "Code that reaches for the grader or the runtime (never scored: read it and decide).", ""]
+    lines += [f"- {student} / {nb}: {flag}" for student, nb, flag in flagged] or ["None."]
     md = out / f"{assignment}.md"
     md.write_text("\n".join(lines) + "\n")
     return md

@@ -58,6 +58,7 @@ class Limits:
     cell_output_bytes: int = 1 << 20
     notebook_output_bytes: int = 8 << 20
     file_bytes: int = 256 << 20
+    threads: int = 1                         # torch/OpenMP threads per notebook (notebooks run side by side)
     unsafe: bool = False
 
 
@@ -70,6 +71,8 @@ class Run:
     errors: dict[int, str] = field(default_factory=dict)   # the exception's name, for cells with status "error"
     events: list[str] = field(default_factory=list)   # observed by the coordinator
     seconds: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)       # informational only (the runner's word)
+    cell_seconds: dict[int, float] = field(default_factory=dict)
 
 
 # --- cgroups: memory and process count for the whole submission -------------------------
@@ -194,8 +197,9 @@ def bwrap_command(work: Path, argv: list[str], env: dict[str, str]) -> list[str]
     return args + argv
 
 
-def _sandbox_env() -> dict[str, str]:
+def _sandbox_env(limits: Limits) -> dict[str, str]:
     return {
+        "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads),
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/sandbox", "LANG": "C.UTF-8",
         "LAB_DEVICE": os.environ.get("LAB_DEVICE", ""), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
@@ -231,7 +235,7 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
         log = Path(tmp) / "runner.log"
         argv = [str(Path(sys.executable)), "/grader/runner.py" if not limits.unsafe else str(RUNNER),
                 "notebook.ipynb", "cells.jsonl", str(limits.cell_seconds), str(limits.cell_output_bytes)]
-        env = _sandbox_env()
+        env = _sandbox_env(limits)
         cgroup = None if limits.unsafe else Cgroup(limits)
 
         def enter():
@@ -252,6 +256,7 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
             else:
                 cmd = bwrap_command(work, argv, env)
             with open(log, "wb") as out:
+                popen_at = time.time()
                 proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                         preexec_fn=enter, start_new_session=True)
                 try:
@@ -267,6 +272,10 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
                 run.events.append(f"the submission ran out of its memory bound ({limits.memory_mb} MiB for all "
                                   "its processes together) and a process was killed")
             _read_cells(work / "cells.jsonl", nb, limits, run)
+            runner = run.timing.pop("runner", None)
+            if isinstance(runner, dict) and all(isinstance(runner.get(k), float) for k in ("started", "kernel_ready")):
+                run.timing = {"sandbox start": max(0.0, runner["started"] - popen_at),
+                              "kernel start": max(0.0, runner["kernel_ready"] - runner["started"])}
         finally:
             if cgroup:
                 cgroup.kill()
@@ -303,6 +312,9 @@ def _read_cells(path: Path, nb, limits: Limits, run: Run) -> None:
                 continue
             try:
                 entry = json.loads(line)
+                if isinstance(entry, dict) and "runner" in entry and "runner" not in run.timing:
+                    run.timing["runner"] = entry["runner"]
+                    continue
                 index, status, outputs = entry["index"], entry["status"], entry["outputs"]
             except (ValueError, KeyError, TypeError):
                 continue
@@ -311,6 +323,8 @@ def _read_cells(path: Path, nb, limits: Limits, run: Run) -> None:
                 run.outputs.setdefault(index, outputs)
                 if isinstance(entry.get("ename"), str) and entry["ename"].isidentifier():
                     run.errors.setdefault(index, entry["ename"][:60])
+                if isinstance(entry.get("seconds"), float):
+                    run.cell_seconds.setdefault(index, entry["seconds"])
         else:
             if fh.read(1):
                 run.events.append(f"the notebook's output exceeded {limits.notebook_output_bytes >> 20} MiB; "

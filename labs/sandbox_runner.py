@@ -2,8 +2,9 @@
 
     python sandbox_runner.py IN.ipynb OUT.jsonl CELL_TIMEOUT CELL_OUTPUT_BYTES
 
-One JSON line per code cell, written as soon as the cell finishes:
-    {"index": i, "status": "ok" | "error" | "timeout" | "died", "outputs": [...], "ename": ...}
+One JSON line when the kernel is ready ({"runner": {"started": t, "kernel_ready": t}}), then one
+per code cell, written as soon as the cell finishes:
+    {"index": i, "status": "ok" | "error" | "timeout" | "died", "outputs": [...], "ename": ..., "seconds": s}
 Nothing here is trusted: the student's code runs beside this process and may rewrite or
 replace any of it. The coordinator (labs/sandbox.py) reads the file as hostile data, with
 its own caps, and enforces the wall-clock budget from outside.
@@ -35,18 +36,20 @@ def _capped(outputs: list, limit: int) -> list:
 
 
 def main(src: str, dest: str, timeout: int, limit: int) -> int:
+    started = time.time()
     nb = nbformat.read(src, as_version=4)
     client = NotebookClient(nb, timeout=timeout, interrupt_on_timeout=True, allow_errors=True,
                             kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": "."}})
     with open(dest, "a", encoding="utf-8") as log, client.setup_kernel():
+        log.write(json.dumps({"runner": {"started": started, "kernel_ready": time.time()}}) + "\n")
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            started = time.monotonic()
+            started_cell = time.monotonic()
             try:
                 client.execute_cell(cell, index)
-                if time.monotonic() - started >= timeout:
+                if time.monotonic() - started_cell >= timeout:
                     status = "timeout"
                 elif any(o.get("output_type") == "error" for o in cell.outputs):
                     status = "error"
@@ -58,7 +61,7 @@ def main(src: str, dest: str, timeout: int, limit: int) -> int:
                 status = "died"
             errors = [o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             line = {"index": index, "status": status, "outputs": _capped(cell.get("outputs", []), limit),
-                    "ename": str(errors[0])[:60] if errors else None}
+                    "ename": str(errors[0])[:60] if errors else None, "seconds": time.monotonic() - started_cell}
             log.write(json.dumps(line) + "\n")
             log.flush()
             if status == "died":

@@ -16,7 +16,9 @@ repaired, the original kept in quarantine/. Nothing is deleted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,15 +29,12 @@ from pathlib import Path
 
 import nbformat
 
-from . import ASSIGNMENT, ROOT, build
+from . import ASSIGNMENT, ROOT, build, db_url
 
-FLAGS = {
-    "KernelDied": "the kernel died (os._exit, a crash, or memory exhausted)",
-    "CellTimeoutError": "a cell ran past the per-cell timeout",
-    "KeyboardInterrupt": "a cell ran past the per-cell timeout and was interrupted",
-    "TestDidNotRun": "graded tests did not run to their end (cell execution tampered with)",
-    "replaced tools the grader relies on": "tampered with the grader's tools",
-    "MemoryError": "ran out of the kernel's memory bound",
+# What a non-ok cell status means, in the summary (labs/sandbox.py's runner statuses).
+STATUS_TEXT = {
+    "timeout": "a cell ran past the per-cell timeout (timeout)",
+    "died": "the kernel died (kernel died: os._exit, a crash, or memory exhausted)",
 }
 
 
@@ -48,6 +47,8 @@ class StudentResult:
     late_penalty: float = 0.0
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)  # notebook -> (score, max)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)     # notebook -> {grade_id: message}
+    review: list[str] = field(default_factory=list)                        # flagged for an instructor's review
+    findings: list[str] = field(default_factory=list)                      # what grading observed
 
 
 def check_submissions(course: Path, assignment: str = ASSIGNMENT) -> dict[str, list[str]]:
@@ -91,33 +92,25 @@ def check_submissions(course: Path, assignment: str = ASSIGNMENT) -> dict[str, l
     return problems
 
 
-def _graded_failures(nb) -> dict[str, str]:
-    """{grade_id: message} for every graded test that lost its points, and for answer or
-    student cells whose error says something about the submission (a crash, a timeout)."""
-    out = {}
-    for i, cell in enumerate(nb.cells):
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code":
-            continue
-        if not (meta.get("grade") and meta.get("points")) or meta.get("solution"):
-            flagged = [o for o in cell.get("outputs", []) if o.output_type == "error"
-                       and any(key in f"{o.ename}: {o.evalue}" for key in FLAGS)]
-            if flagged and not (meta.get("grade") and not meta.get("solution")):
-                out[meta.get("grade_id") or f"cell {i}"] = f"{flagged[-1].ename}: {str(flagged[-1].evalue)[:200]}"
-            continue
-        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-        stderr = [o for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stderr"]
-        if errors:
-            out[meta["grade_id"]] = f"{errors[-1].ename}: {str(errors[-1].evalue)[:200]}"
-        elif stderr:
-            out[meta["grade_id"]] = "wrote to stderr: " + stderr[0].text.strip()[:200]
+def _grading_report(nb) -> dict:
+    """The judge's record of one autograded notebook (labs/grader.py, metadata `lab_grading`)."""
+    return nb.metadata.get("lab_grading", {})
+
+
+def _findings(name: str, report: dict) -> list[str]:
+    out = [f"{name}: {event}" for event in report.get("events", [])]
+    for index, status in sorted(report.get("statuses", {}).items(), key=lambda kv: int(kv[0])):
+        if status in STATUS_TEXT:  # an exception in a student's cell is theirs: the verdicts say what it cost
+            out.append(f"{name}: {STATUS_TEXT[status]} (cell {index})")
+    out += [f"{name}: uses what the exercise re-implements: {f} (its graded tests score zero)"
+            for f in report.get("forbidden", [])]
     return out
 
 
 def _maxima(course: Path, assignment: str) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(db_url(course)) as gb:
         return {nb.name: nb.max_score for nb in gb.find_assignment(assignment).notebooks}
 
 
@@ -125,7 +118,7 @@ def results(course: Path, assignment: str = ASSIGNMENT) -> dict[str, StudentResu
     from nbgrader.api import Gradebook
 
     res: dict[str, StudentResult] = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(db_url(course)) as gb:
         for sub in gb.assignment_submissions(assignment):
             r = res.setdefault(sub.student.id, StudentResult(sub.student.id))
             r.seconds_late = sub.total_seconds_late
@@ -134,7 +127,10 @@ def results(course: Path, assignment: str = ASSIGNMENT) -> dict[str, StudentResu
                 r.scores[nb.name] = (nb.score, nb.max_score)
     for student, r in res.items():
         for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
-            r.failures[path.stem] = _graded_failures(nbformat.read(str(path), as_version=4))
+            report = _grading_report(nbformat.read(str(path), as_version=4))
+            r.failures[path.stem] = {g: m for g, m in report.get("verdicts", {}).items() if m}
+            r.findings += _findings(path.stem, report)
+            r.review += [f"{path.stem}: {flag}" for flag in report.get("review", [])]
     maxima = _maxima(course, assignment)
     for r in res.values():  # notebooks nbgrader did not grade score zero
         for name, most in maxima.items():
@@ -142,36 +138,85 @@ def results(course: Path, assignment: str = ASSIGNMENT) -> dict[str, StudentResu
     return res
 
 
-def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout) -> dict[str, StudentResult]:
-    """Check, grade every submission in one nbgrader batch, print progress and a summary."""
+class GradingStopped(RuntimeError):
+    pass
+
+
+def prepare(course: Path, assignment: str, unsafe: bool = False, out=sys.stdout) -> None:
+    """Before any student: the sandbox can be created, and the solution passes its own probes
+    (the judge's reference, run once per source version and cached in .lab-grader/)."""
+    from . import grader, sandbox
+
+    try:
+        sandbox.check(sandbox.Limits(unsafe=unsafe))
+    except sandbox.SandboxUnavailable as err:
+        raise GradingStopped(f"grading stopped: {err}") from None
+    if unsafe:
+        print("UNSAFE: --unsafe was given: submissions run WITHOUT a sandbox (no isolation from the course, "
+              "the network or each other).", file=out, flush=True)
+    env = {"LAB_GRADE_UNSAFE": "1"} if unsafe else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        for src in sorted((course / "source" / assignment).glob("*.ipynb")):
+            t0 = time.perf_counter()
+            try:
+                grader.reference(course, assignment, src.stem)
+            except grader.ReferenceError as err:
+                raise GradingStopped(f"grading stopped: {err}") from None
+            print(f"  reference {src.stem}: ready ({time.perf_counter() - t0:.0f} s)", file=out, flush=True)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def default_jobs() -> int:
+    return int(os.environ.get("JOBS") or os.cpu_count() or 1)
+
+
+def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout, unsafe: bool = False,
+              jobs: int | None = None, scheduler: str | None = None) -> dict[str, StudentResult]:
+    """Check, execute every notebook in parallel sandboxes (labs/fanout.py: `jobs` local workers, or
+    the Dask cluster at `scheduler`), grade in one nbgrader batch, print progress and a summary.
+    jobs=1 without a scheduler: no fan-out, nbgrader executes each notebook itself, in order."""
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
+    jobs = jobs or default_jobs()
+    scheduler = scheduler or os.environ.get("SCHEDULER") or None
+    prepare(course, assignment, unsafe, out)
     pre = check_submissions(course, assignment)
     expected = {p.name for p in (course / "source" / assignment).glob("*.ipynb")}
     students = sorted(pre)
     print(f"autograde {assignment}: {len(students)} submissions", file=out, flush=True)
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(db_url(course)) as gb:
         for student in students:  # nbgrader skips a folder without notebooks: still a zero
             gb.update_or_create_student(student)
+    env = build.tool_env(**({"LAB_GRADE_UNSAFE": "1"} if unsafe else {}))
+    if jobs > 1 or scheduler:
+        from . import fanout, grader
+
+        limits = dataclasses.replace(grader.limits(_cell_seconds(course)), unsafe=unsafe)
+        stats = fanout.fan_out(course, assignment, students, db_url(course), limits, jobs, scheduler, out)
+        where = scheduler or f"{jobs} local workers"
+        print(f"  executed {stats['executed']} notebooks on {where} in {stats['seconds']:.0f} s "
+              f"({stats['cached']} already done)", file=out, flush=True)
     cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"]
-    proc = subprocess.Popen(cmd, cwd=course, env=build.tool_env(), text=True,
+    proc = subprocess.Popen(cmd, cwd=course, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    log, current, started = [], None, time.perf_counter()
+    log: list[str] = []
     failed: set[str] = set()
-    for line in proc.stdout:
-        log.append(line)
-        m = re.search(r"Creating/updating student with ID '([^']+)'", line)
-        if m:
-            if current:
-                print(f"  graded {current} ({time.perf_counter() - started:.0f} s)", file=out, flush=True)
-            current, started = m.group(1), time.perf_counter()
-        m = re.search(r"error processing assignment '[^']+' for student '([^']+)'", line)
-        if m:
-            failed.add(m.group(1))
-    proc.wait()
-    if current:
-        print(f"  graded {current} ({time.perf_counter() - started:.0f} s)", file=out, flush=True)
+    with tqdm(total=len(students), desc="grading", unit="student", file=out, mininterval=1.0) as bar:
+        for line in proc.stdout:
+            log.append(line)
+            if re.search(r"Creating/updating student with ID '([^']+)'", line):
+                bar.update(1)
+            m = re.search(r"error processing assignment '[^']+' for student '([^']+)'", line)
+            if m:
+                failed.add(m.group(1))
+        proc.wait()
     (course / "autograde.log").write_text("".join(log))
     res = results(course, assignment)
     for student in students:
@@ -188,14 +233,20 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout)
             r.problems.append("nbgrader could not grade this submission (see autograde.log)")
         if r.seconds_late > 0:
             r.problems.append(f"late by {r.seconds_late / 3600:.1f} h (penalty {r.late_penalty:g} points)")
-        for nb, fails in r.failures.items():
-            for key, what in FLAGS.items():
-                hit = sorted(g for g, msg in fails.items() if key in msg)
-                if hit:
-                    r.problems.append(f"{nb}: {what} [{key}] (in {', '.join(hit)})")
+        r.problems += r.findings
     print(summary(res, assignment), file=out)
+    if unsafe:
+        print("UNSAFE: these submissions were graded WITHOUT a sandbox (--unsafe).", file=out)
     print(f"done in {time.perf_counter() - t0:.0f} s; full log: autograde.log", file=out)
     return res
+
+
+def _cell_seconds(course: Path) -> int:
+    """The per-cell timeout nbgrader will use (nbgrader_config.py, c.SandboxedExecute.timeout)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    return int(config.SandboxedExecute.get("timeout", 60))
 
 
 def summary(res: dict[str, StudentResult], assignment: str = ASSIGNMENT) -> str:
@@ -208,6 +259,9 @@ def summary(res: dict[str, StudentResult], assignment: str = ASSIGNMENT) -> str:
         status = "FAILED" if r.failed else f"{total:g}/{most:g}"
         lines.append(f"  {r.student:40s} {status}")
         lines += [f"      ! {p}" for p in r.problems]
+        lines += [f"      ? flagged for review: {p}" for p in r.review]
+    flagged = sorted(r.student for r in res.values() if r.review)
+    lines.append(f"  flagged for review: {len(flagged)}" + (f" ({', '.join(flagged)})" if flagged else ""))
     return "\n".join(lines)
 
 
@@ -235,9 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("step", choices=["collect", "autograde", "export", "feedback", "report"])
     parser.add_argument("--course", type=Path, default=ROOT)
     parser.add_argument("--assignment", default=ASSIGNMENT)
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="notebooks executed at once on this machine (default: JOBS, else the core count)")
+    parser.add_argument("--scheduler", default=None,
+                        help="a Dask scheduler (tcp://host:8786) to execute on instead (default: SCHEDULER, "
+                             "DASK_SCHEDULER_ADDRESS)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="autograde without the sandbox (only where it cannot be created; the summary says so)")
     args = parser.parse_args(argv)
     if args.step == "autograde":
-        res = autograde(args.course, args.assignment)
+        try:
+            res = autograde(args.course, args.assignment, unsafe=args.unsafe, jobs=args.jobs,
+                            scheduler=args.scheduler)
+        except GradingStopped as err:
+            print(err, file=sys.stderr)
+            return 2
         return 1 if any(r.failed for r in res.values()) else 0
     if args.step == "collect":
         return collect(args.course, args.assignment)

@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
+import json
 import os
 import shutil
+import socket
+import threading
 import time
 import zipfile
+from html.parser import HTMLParser
 
 import nbformat
+import psutil
 import pytest
 
 from labs import build, grading, notebooks, report, workflow
 
+from .bad_submissions import attacks
 from .bad_submissions.cases import ALL, ANSWER, CASES, NOTEBOOK
 from .conftest import ROOT
 
-SELECTED = [c for c in CASES if not os.environ.get("LAB_BAD_CASES")
+SELECTED = [c for c in [*CASES, *attacks.ATTACKS] if not os.environ.get("LAB_BAD_CASES")
             or c.name in os.environ["LAB_BAD_CASES"].split(",")]
 CELL_TIMEOUT = 20  # seconds per cell in this batch (the course default is 60)
 WRONG = "closed_interval_kinks"
@@ -42,12 +49,14 @@ def batch(tmp_path_factory):
 
     course = grading.Course.create(tmp_path_factory.mktemp("bad-course"))
     with open(course.root / "nbgrader_config.py", "a") as fh:
-        fh.write(f"\nc.GuardedExecute.timeout = {CELL_TIMEOUT}\n")
+        fh.write(f"\nc.SandboxedExecute.timeout = {CELL_TIMEOUT}\n")
     # a deadline, and the "zero" late policy: one good submission arrives a day late
     build.nbgrader("db", "assignment", "add", "lab_2_1_3", "--duedate=2026-01-02 00:00:00 UTC", cwd=course.root)
     good = next(c.source for c in course.source(NOTEBOOK).cells if notebooks.grade_id(c) == ANSWER)
     wrong = corpus.parse(ROOT / "tests" / "corpus" / NOTEBOOK / f"{WRONG}.py").cells[ANSWER]
     release = course.release(NOTEBOOK)
+    listener = _Listener()
+    attacks.CONTEXT.update(course=str(course.root), port=listener.port)
     for case in SELECTED:
         folder = course.submit(f"bad-{case.name}", {})
         for filename, content in case.make(release, good, wrong).items():
@@ -57,6 +66,7 @@ def batch(tmp_path_factory):
                 notebooks.write(content, folder / filename)
     course.submit(LATE, {NOTEBOOK: _answered(release, good)},
                   timestamp=dt.datetime(2026, 1, 3, tzinfo=dt.UTC))
+    before = _tree(course.root)
     out = io.StringIO()
     t0 = time.perf_counter()
     policy = os.environ.get("LAB_LATE_POLICY")
@@ -69,12 +79,66 @@ def batch(tmp_path_factory):
         else:
             os.environ["LAB_LATE_POLICY"] = policy
     seconds = time.perf_counter() - t0
+    scores_right_after = course.scores()
+    time.sleep(3)  # anything a submission left running would act now
+    listener.close()
     text = out.getvalue()
     print(text)
     print(f"graded {len(res)} submissions in {seconds:.0f} s")
-    yield {"course": course, "results": res, "summary": text, "seconds": seconds}
+    yield {"course": course, "results": res, "summary": text, "seconds": seconds, "before": before,
+           "after": _tree(course.root), "scores_right_after": scores_right_after, "received": listener.received,
+           "strays": _strays()}
     if os.environ.get("LAB_KEEP_COURSE"):
         shutil.copytree(course.root, os.environ["LAB_KEEP_COURSE"], dirs_exist_ok=True)
+
+
+class _Listener:
+    """A loopback TCP listener standing in for the world: anything a submission sends arrives here."""
+
+    def __init__(self):
+        self.received: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.received.append(conn.recv(1 << 16) or b"connected")
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.server.close()
+
+
+# The grader's own, intended changes: a malformed notebook moved to quarantine/, old or duplicate-id
+# notebooks repaired in place (the original kept in quarantine/); test_nothing_lost covers them.
+REPAIRED = {f"submitted/bad-{name}" for name in ("malformed_json", "old_nbformat", "duplicate_cell_ids")}
+
+
+def _tree(root) -> dict[str, str]:
+    """Every file the course had before grading (what no submission may change): path -> sha256."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and rel.parts[0] not in ("autograded", "feedback", "quarantine", ".lab-grader") \
+                and rel.name not in ("gradebook.db", "autograde.log", "grades.csv") and rel.parts[0] != "report" \
+                and "/".join(rel.parts[:2]) not in REPAIRED:
+            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _strays() -> list[str]:
+    return [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])
+            if attacks.STRAY_MARKER in " ".join(p.info["cmdline"] or [])]
 
 
 def _answered(release, answer):
@@ -106,7 +170,8 @@ def test_verdict(batch, case):
     assert {gid: m for gid, (_, m) in got.items() if gid in tests} == tests or not got, \
         f"the gradebook's max scores drifted: {got}"
     if case.problem:
-        problems = " | ".join(batch["results"][f"bad-{case.name}"].problems)
+        r = batch["results"][f"bad-{case.name}"]
+        problems = " | ".join(r.problems + [f"flagged for review: {flag}" for flag in r.review])
         assert case.problem.lower() in problems.lower(), f"summary does not name the problem: {problems}"
 
 
@@ -189,3 +254,67 @@ def test_zip_collect(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     for student in ("alice", "bob.smith"):
         assert (tmp_path / "submitted" / student / "lab_2_1_3" / f"{NOTEBOOK}.ipynb").exists()
+
+
+def test_no_submission_changed_the_course(batch):
+    """The source, release, config and every submission are as they were before grading, and no
+    file appeared in the course (a planted sitecustomize.py, a classmate's notebook overwritten)."""
+    before, after = batch["before"], batch["after"]
+    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
+                             if before.get(k) != after.get(k)}
+
+
+def test_no_process_outlives_grading(batch):
+    assert batch["strays"] == [], batch["strays"]
+
+
+def test_the_gradebook_does_not_change_after_grading(batch):
+    """Nothing a submission started can write the gradebook once grading is over."""
+    assert batch["course"].scores() == batch["scores_right_after"]
+
+
+def test_nothing_reached_the_network(batch):
+    assert batch["received"] == [], batch["received"][:1]
+
+
+class _LiveCode(HTMLParser):
+    """What a browser would run: script elements' text and on* event-handler attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self._in_script = [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_script = tag == "script"
+        self.found += [f"<{tag} {k}={v!r}>" for k, v in attrs if k.startswith("on") and "alert" in (v or "")]
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and "alert(" in data:
+            self.found.append(f"<script>{data[:80]}")
+
+
+def test_feedback_is_inert_html(batch):
+    """Scripts and event handlers a student put in outputs or markdown are inert in feedback
+    (escaped text at most), and no output made while grading reaches it."""
+    course = batch["course"]
+    assert workflow.feedback(course.root) == 0
+    for page in sorted((course.root / "feedback").glob(f"*/lab_2_1_3/{NOTEBOOK}.html")):
+        live = _LiveCode()
+        live.feed(page.read_text())
+        assert live.found == [], f"{page}: live code survived sanitizing: {live.found[:3]}"
+        assert page.stat().st_size < 4_000_000, f"{page} is {page.stat().st_size} bytes"
+    script = course.root / "feedback" / "bad-attack_script" / "lab_2_1_3" / f"{NOTEBOOK}.html"
+    assert "&lt;script&gt;alert('submitted')" in script.read_text(), "the submitted output is shown, escaped"
+    graded = notebooks.read(course.root / "autograded" / "bad-attack_script" / "lab_2_1_3" / f"{NOTEBOOK}.ipynb")
+    outputs = json.dumps([c.get("outputs", []) for c in graded.cells])
+    assert "alert('feedback')" not in outputs, "an output made while grading reached the graded notebook"
+    assert "application/javascript" not in outputs and "<script>alert" not in outputs
+
+
+def test_unsafe_mode_is_announced(batch):
+    out = io.StringIO()
+    workflow.prepare(batch["course"].root, "lab_2_1_3", unsafe=True, out=out)
+    assert "UNSAFE" in out.getvalue()

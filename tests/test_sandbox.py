@@ -57,12 +57,13 @@ def _sandbox_available():
     sandbox.check(FAST)  # a machine without bubblewrap or cgroups fails here, loudly (CI installs bubblewrap)
 
 
-def test_no_view_of_the_course_nor_the_grader_environment():
+def test_no_view_of_the_course_nor_the_grader_environment(monkeypatch):
+    monkeypatch.setenv("LAB_DB_URL", "postgresql+psycopg2://grader:secret@db/course")  # the gradebook's credentials
     seen = facts(run(PEEK))
     assert seen["course_listing"] == [".venv"], seen["course_listing"]   # only the read-only venv
     assert not seen["source_readable"] and not seen["gradebook"]
     assert seen["env_mentions_course"] == [], seen["env"]
-    assert "PYTHONPATH" not in seen["env"] and "LAB_GRADE_UNSAFE" not in seen["env"]
+    assert not {"PYTHONPATH", "LAB_GRADE_UNSAFE", "LAB_DB_URL"} & set(seen["env"]), seen["env"]
     assert seen["uid"] == 65534
     assert seen["pid"] < 20, "its own PID namespace: the kernel is one of a handful of processes"
     unsafe = facts(run(PEEK, limits=sandbox.Limits(cell_seconds=30, notebook_seconds=60, unsafe=True)))

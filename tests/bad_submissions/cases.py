@@ -20,6 +20,7 @@ import nbformat
 NOTEBOOK = "01_hardswish"
 ANSWER = "hardswish_answer"
 ALL = "all"
+WRONG_LOST = frozenset({"test_backward", "test_kinks"})  # what the closed-interval answer loses
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ CASES = [
          lost=ALL, problem="kernel died"),
     Case("memory_bomb", "allocates until memory runs out, before defining anything",
          _prepended("_hog = []\nwhile True:\n    _hog.append(bytearray(64 * 1024 * 1024))"),
-         lost=ALL, problem="MemoryError"),
+         lost=ALL, problem="memory bound"),
     Case("malformed_json", "the notebook file is cut in half", _malformed, lost=ALL,
          problem="not a readable notebook"),
     Case("old_nbformat", "a correct notebook saved as nbformat 3", _old_nbformat, problem="upgraded to 4"),
@@ -159,23 +160,25 @@ CASES = [
     Case("test_duplicated", "test_forward duplicated (same grade_id twice)", _test_duplicated),
     Case("duplicate_cell_ids", "two cells with the same nbformat cell id (nbgrader #1941)", _duplicate_cell_ids,
          problem="duplicate cell ids"),
+    # Tricks against the old in-kernel checks: now they change nothing (the judge sees only data), so each
+    # scores exactly what the same wrong answer scores without the trick; the scan flags them for review.
     Case("patch_allclose", "a wrong answer and torch.allclose patched to always agree",
-         _appended("torch.allclose = lambda *a, **k: True", "wrong"), lost=ALL, problem="tampered"),
+         _appended("torch.allclose = lambda *a, **k: True", "wrong"), lost=WRONG_LOST, problem="review"),
     Case("patch_above_setup", "a wrong answer and a cell above the setup cell patching torch.allclose",
-         _patch_above_setup, lost=ALL, problem="tampered"),
+         _patch_above_setup, lost=WRONG_LOST, problem="review"),
     Case("patch_assert_close", "a wrong answer and torch.testing.assert_close patched",
-         _appended("torch.testing.assert_close = lambda *a, **k: None", "wrong"), lost=ALL, problem="tampered"),
-    Case("patch_gradcheck", "a backward that is wrong everywhere, gradcheck patched to pass",
-         _appended(_PATCH_GRADCHECK, "wrong"), lost=ALL, problem="tampered"),
+         _appended("torch.testing.assert_close = lambda *a, **k: None", "wrong"), lost=WRONG_LOST, problem="review"),
+    Case("patch_gradcheck", "a wrong answer, gradcheck patched to pass",
+         _appended(_PATCH_GRADCHECK, "wrong"), lost=WRONG_LOST, problem="review"),
     Case("patch_builtins", "builtins.abs and builtins.sorted patched",
          _appended("import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.sorted = lambda *a, **k: []",
-                   "wrong"), lost=ALL, problem="tampered"),
+                   "wrong"), lost=ALL, problem="review"),  # torch itself breaks on them: less than the control
     Case("patch_traceback", "IPython's traceback display silenced so failures look like passes (nbgrader #1324)",
-         _appended(_PATCH_TRACEBACK, "wrong"), lost=ALL, problem="tampered"),
-    Case("erase_cells", "an input transformer that empties every later cell",
+         _appended(_PATCH_TRACEBACK, "wrong"), lost=WRONG_LOST, problem="review"),
+    Case("erase_cells", "an input transformer that empties every later cell: no probe data, nothing scores",
          _appended("get_ipython().input_transformers_cleanup.append(lambda lines: [])", "wrong"),
-         lost=ALL, problem="did not run"),
-    Case("hidden_names", "a wrong answer that redefines the grader's hidden helpers",
+         lost=ALL, problem="review"),
+    Case("hidden_names", "a wrong answer that redefines the grader's hidden helpers and the probe function",
          _appended("_compare = lambda *a, **k: None\n_REF_HARDSWISH = hard_swish_custom\n"
-                   "_tools_intact = lambda: None", "wrong"), lost=ALL, problem="tampered"),
-]
+                   "_probe = lambda *a, **k: None", "wrong"), lost=ALL),
+]  # and tests/bad_submissions/attacks.py: one attack per kind a determined student writes
