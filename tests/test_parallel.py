@@ -1,0 +1,82 @@
+"""Grading at scale (labs/fanout.py): parallel sandboxes give exactly the serial scores, a real
+multi-process Dask cluster on loopback gives them too, into a real PostgreSQL gradebook, and a
+task that runs twice returns the same data and is stored once.
+
+The `graded` fixture (conftest.py) grades the corpora with two local workers into SQLite;
+each test here grades the same corpora another way and compares every graded cell's score
+and every failure message."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from labs import fanout, grader, notebooks
+
+from .conftest import ROOT, grade_corpora
+from .services import dask_cluster, postgres
+
+
+def _messages(results) -> dict:
+    return {s: r.failures for s, r in results.items()}
+
+
+def test_every_notebook_ran_once_in_the_fanout(graded):
+    """With workers, nbgrader executes nothing itself: each notebook's run came from the fan-out."""
+    paths = sorted((graded["course"].root / "autograded").glob("*/lab_2_1_3/*.ipynb"))
+    assert len(paths) >= 30
+    late = [p for p in paths if not notebooks.read(p).metadata["lab_grading"]["ran_in_fanout"]]
+    assert late == [], f"executed again by nbgrader: {late[:3]}"
+
+
+def test_serial_grading_gives_exactly_the_parallel_scores(graded, tmp_path):
+    serial = grade_corpora(tmp_path / "serial", jobs=1)
+    assert serial["scores"] == graded["scores"]
+    assert _messages(serial["results"]) == _messages(graded["results"])
+    paths = sorted((serial["course"].root / "autograded").glob("*/lab_2_1_3/*.ipynb"))
+    assert not any(notebooks.read(p).metadata["lab_grading"]["ran_in_fanout"] for p in paths)
+
+
+def test_a_dask_cluster_into_postgresql_gives_the_same_scores(graded, tmp_path, monkeypatch):
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, and a PostgreSQL server of
+    the test's own (unix socket): the corpora graded through both score as in SQLite."""
+    with postgres(tmp_path / "pg") as url, dask_cluster(tmp_path / "dask", workers=2) as address:
+        monkeypatch.setenv("LAB_DB_URL", url)
+        remote = grade_corpora(tmp_path / "course", scheduler=address)
+        assert "postgresql" in remote["course"].db_url
+        assert remote["scores"] == graded["scores"]
+        assert _messages(remote["results"]) == _messages(graded["results"])
+        assert f"on {address}" in remote["summary"]
+
+
+def test_a_task_run_twice_gives_the_same_data_and_is_stored_once(tmp_path):
+    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / "01_hardswish.ipynb")
+    todo = grader.runnable(nb, grader.skipped_sources(nb))
+    limits = dataclasses.replace(grader.limits(60), notebook_seconds=300)
+    cells = [(c.cell_type, c.source) for c in todo.cells]
+    first, second = (fanout.execute_task(cells, dataclasses.asdict(limits)) for _ in range(2))
+    assert first["outputs"] == second["outputs"] and first["statuses"] == second["statuses"]
+    key = fanout.run_key(todo, limits)
+    assert fanout.store(tmp_path, key, first) is True
+    stamp = fanout.cache_file(tmp_path, key).stat().st_mtime_ns
+    assert fanout.store(tmp_path, key, second) is False
+    assert fanout.cache_file(tmp_path, key).stat().st_mtime_ns == stamp
+    assert fanout.load(tmp_path, key).statuses == {int(k): v for k, v in first["statuses"].items()}
+
+
+@pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "03_modern_swish"])
+def test_show_only_cells_are_skipped_by_source_text_only(lesson):
+    """Cells tagged `grading-skip` in the source are not run while grading (the solution still
+    passes every graded test without them: the reference is computed that way, and grading stops
+    otherwise); a submitted cell is skipped only when its text is exactly the source's."""
+    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")
+    skip = grader.skipped_sources(nb)
+    assert skip, f"{lesson}: no cell tagged {grader.SKIP_TAG}"
+    ran = grader.runnable(nb, skip)
+    emptied = [i for i, (a, b) in enumerate(zip(nb.cells, ran.cells, strict=True)) if a.source != b.source]
+    assert len(emptied) == len(skip)
+    assert not any(notebooks.is_graded_test(nb.cells[i]) or notebooks.is_answer(nb.cells[i]) for i in emptied)
+    changed = nb.cells[emptied[0]].source + "\nprint('my own line')"
+    nb.cells[emptied[0]].source = changed
+    assert grader.runnable(nb, skip).cells[emptied[0]].source == changed
