@@ -39,7 +39,7 @@ def run_key(nb, limits: sandbox.Limits) -> str:
     from . import grader
 
     parts = [json.dumps([(c.cell_type, c.source) for c in nb.cells]), grader.KIT.read_text(),
-             sandbox.RUNNER.read_text(), os.environ.get("LAB_DEVICE", ""),
+             sandbox.RUNNER.read_text(), sandbox.device(),
              f"{limits.cell_seconds}/{limits.notebook_seconds}/{limits.memory_mb}/{limits.threads}"]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 

@@ -177,7 +177,7 @@ def reference(course: Path, assignment: str, notebook: str, cell_seconds: int = 
     """{grade_id: {key: record}} of the source notebook, cached by what it depends on."""
     src = course / "source" / assignment / f"{notebook}.ipynb"
     parts = [notebooks.content_hash(src), KIT.read_text(), sandbox.RUNNER.read_text(),
-             os.environ.get("LAB_DEVICE", ""), version("torch")]
+             sandbox.device(), version("torch")]
     key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
     cache = course / ".lab-grader" / "reference" / f"{notebook}-{key}.json"
     if cache.exists():

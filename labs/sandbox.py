@@ -48,6 +48,12 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
+def device() -> str:
+    """The device graded notebooks run on: LAB_DEVICE, else the CPU (as nbgrader's environment
+    has it, labs/build.py), so a run made by a worker and one made by nbgrader are the same run."""
+    return os.environ.get("LAB_DEVICE") or "cpu"
+
+
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = int(os.environ.get("LAB_GRADE_MEMORY_MB", 4096))   # all processes together (cgroup)
@@ -201,7 +207,7 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
     return {
         "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads),
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/sandbox", "LANG": "C.UTF-8",
-        "LAB_DEVICE": os.environ.get("LAB_DEVICE", ""), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "LAB_DEVICE": device(), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
         "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }

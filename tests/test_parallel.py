@@ -65,6 +65,18 @@ def test_a_task_run_twice_gives_the_same_data_and_is_stored_once(tmp_path):
     assert fanout.load(tmp_path, key).statuses == {int(k): v for k, v in first["statuses"].items()}
 
 
+def test_workers_and_nbgrader_agree_on_the_device(monkeypatch):
+    """nbgrader's environment defaults LAB_DEVICE to cpu (labs/build.py); a coordinator without it
+    must compute the same run keys, or every notebook would be executed twice."""
+    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / "01_hardswish.ipynb")
+    monkeypatch.delenv("LAB_DEVICE", raising=False)
+    unset = fanout.run_key(nb, grader.limits(60))
+    monkeypatch.setenv("LAB_DEVICE", "cpu")
+    assert fanout.run_key(nb, grader.limits(60)) == unset
+    monkeypatch.setenv("LAB_DEVICE", "cuda")
+    assert fanout.run_key(nb, grader.limits(60)) != unset
+
+
 @pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "03_modern_swish"])
 def test_show_only_cells_are_skipped_by_source_text_only(lesson):
     """Cells tagged `grading-skip` in the source are not run while grading (the solution still
