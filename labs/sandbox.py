@@ -191,8 +191,9 @@ def bwrap_command(work: Path, argv: list[str], env: dict[str, str]) -> list[str]
         raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed: `apt-get install bubblewrap`, "
                                  "or pass --unsafe to grade without a sandbox")
     args = [bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
-            "--die-with-parent", "--new-session", "--hostname", "sandbox", *_system_binds(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--die-with-parent", "--new-session", "--hostname", "sandbox",
+            # /tmp first: a later bind hides an earlier one, and the venv may live under /tmp
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *_system_binds(),
             "--bind", str(work), "/sandbox", "--ro-bind", str(RUNNER), "/grader/runner.py", "--chdir", "/sandbox",
             "--clearenv"]
     if env.get("LAB_DEVICE") == "cuda":
