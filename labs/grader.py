@@ -164,7 +164,7 @@ class SandboxedExecute(NbGraderPreprocessor):
 
 # --- reference: the instructor's solution through the same probes ------------------------
 
-class ReferenceError(RuntimeError):
+class ReferenceFailed(RuntimeError):
     pass
 
 
@@ -197,7 +197,7 @@ def reference(course: Path, assignment: str, notebook: str, cell_seconds: int = 
             problems.append(f"{gid}: {err}")
     problems += judge.check_reference(out, [notebooks.grade_id(nb.cells[i]) for i in graded])
     if problems:
-        raise ReferenceError(f"the solution of {notebook} does not pass its own probes: " + "; ".join(problems))
+        raise ReferenceFailed(f"the solution of {notebook} does not pass its own probes: " + "; ".join(problems))
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(out))
     return out
@@ -213,7 +213,6 @@ class Judge(NbGraderPreprocessor):
     """Verdicts for graded test cells; submitted outputs back everywhere else."""
 
     course_root = Unicode("", help="course directory (default: the working directory)").tag(config=True)
-    strict_reference = Bool(True).tag(config=True)
 
     def preprocess(self, nb, resources):
         started = time.perf_counter()

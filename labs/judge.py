@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,7 +270,3 @@ def verdict(reference: dict[str, dict], outputs, forbidden_ops: frozenset[str] =
                         "is to implement it yourself, so this test scores zero.")
     return None
 
-
-def op_names(ops: object) -> set[str]:
-    return {op for op in ops if isinstance(op, str) and re.fullmatch(r"[A-Za-z0-9_]{1,60}", op)} \
-        if isinstance(ops, list) else set()

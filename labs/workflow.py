@@ -162,7 +162,7 @@ def prepare(course: Path, assignment: str, unsafe: bool = False, out=sys.stdout)
             t0 = time.perf_counter()
             try:
                 grader.reference(course, assignment, src.stem)
-            except grader.ReferenceError as err:
+            except grader.ReferenceFailed as err:
                 raise GradingStopped(f"grading stopped: {err}") from None
             print(f"  reference {src.stem}: ready ({time.perf_counter() - t0:.0f} s)", file=out, flush=True)
     finally:
