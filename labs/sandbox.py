@@ -275,6 +275,7 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
                     _kill_group(proc)
                     if cgroup:
                         cgroup.kill()
+            ended_at = time.time()
             if cgroup and cgroup.oom_killed():
                 run.events.append(f"the submission ran out of its memory bound ({limits.memory_mb} MiB for all "
                                   "its processes together) and a process was killed")
@@ -283,6 +284,8 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
             if isinstance(runner, dict) and all(isinstance(runner.get(k), float) for k in ("started", "kernel_ready")):
                 run.timing = {"sandbox start": max(0.0, runner["started"] - popen_at),
                               "kernel start": max(0.0, runner["kernel_ready"] - runner["started"])}
+                if isinstance(runner.get("done"), float):
+                    run.timing["teardown"] = max(0.0, ended_at - runner["done"])
         finally:
             if cgroup:
                 cgroup.kill()
@@ -319,8 +322,10 @@ def _read_cells(path: Path, nb, limits: Limits, run: Run) -> None:
                 continue
             try:
                 entry = json.loads(line)
-                if isinstance(entry, dict) and "runner" in entry and "runner" not in run.timing:
-                    run.timing["runner"] = entry["runner"]
+                if isinstance(entry, dict) and isinstance(entry.get("runner"), dict):
+                    marks = run.timing.setdefault("runner", {})
+                    for key, value in list(entry["runner"].items())[:4]:
+                        marks.setdefault(str(key)[:20], value)
                     continue
                 index, status, outputs = entry["index"], entry["status"], entry["outputs"]
             except (ValueError, KeyError, TypeError):

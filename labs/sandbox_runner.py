@@ -11,6 +11,8 @@ its own caps, and enforces the wall-clock budget from outside.
 """
 
 import json
+import os
+import signal
 import sys
 import time
 
@@ -66,7 +68,15 @@ def main(src: str, dest: str, timeout: int, limit: int) -> int:
             log.flush()
             if status == "died":
                 break
-    return 0
+        log.write(json.dumps({"runner": {"done": time.time()}}) + "\n")
+        log.flush()
+        # No polite kernel shutdown (about a second per notebook): the kernel's process group is
+        # killed here, and the sandbox kills every process it holds anyway.
+        try:
+            os.killpg(os.getpgid(client.km.provisioner.process.pid), signal.SIGKILL)
+        except Exception:  # noqa: BLE001 - already gone, or no provisioner: nothing left to stop
+            pass
+        os._exit(0)
 
 
 if __name__ == "__main__":
