@@ -39,7 +39,7 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 def nbgrader(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
              check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "nbgrader", *args]
+    cmd = [sys.executable, "-m", "labs.nbgrader_cli", *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env or tool_env(), text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if check and proc.returncode != 0:

@@ -203,7 +203,7 @@ def autograde(course: Path = ROOT, assignment: str = ASSIGNMENT, out=sys.stdout,
         where = scheduler or f"{jobs} local workers"
         print(f"  executed {stats['executed']} notebooks on {where} in {stats['seconds']:.0f} s "
               f"({stats['cached']} already done)", file=out, flush=True)
-    cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"]
+    cmd = [sys.executable, "-m", "labs.nbgrader_cli", "autograde", assignment, "--force"]
     proc = subprocess.Popen(cmd, cwd=course, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log: list[str] = []
