@@ -27,6 +27,12 @@ def test_ruff_passes_on_code_and_notebooks():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_nothing_a_student_reads_names_the_seed():
+    """The buggy versions are named for their bug; "seed" only in its random-number sense."""
+    problems = checks.student_text_problems()
+    assert problems == [], "\n".join(problems[:20])
+
+
 def test_solutions_are_executed_and_show_their_answers():
     for sol in notebooks.lesson_paths(ROOT / "solutions"):
         nb = notebooks.read(sol)
@@ -34,6 +40,9 @@ def test_solutions_are_executed_and_show_their_answers():
         assert all(c.execution_count for c in code), f"{sol.name}: a code cell was not executed"
         assert any("SOLUTION: the part you had to write" in c.source for c in code), sol.name
         assert not any(notebooks.HIDDEN_BEGIN in c.source for c in nb.cells), sol.name
+        # The companion opens with its banner, right under the lesson's title.
+        assert nb.cells[0].source.startswith("# Lab 2.1.3"), sol.name
+        assert nb.cells[1].cell_type == "markdown" and "Solutions companion" in nb.cells[1].source, sol.name
 
 
 def test_release_has_stubs_no_outputs_no_solution_only_cells():
@@ -108,3 +117,13 @@ def test_a_solution_cell_that_raises_fails_the_build(tmp_path):
     build.build_release(course)
     with pytest.raises(build.BuildError, match="a broken worked answer"):
         build.build_solutions(course, names=[path.stem])
+
+
+def test_seed_gate_catches_a_planted_name(repo_copy):
+    rel = _first(repo_copy, "release")
+    before = checks.student_text_problems(repo_copy)
+    nb = notebooks.read(rel)
+    nb.cells[-1].source += "\n\nThe seed's version got this wrong (`SeedHardSwish`); seeded_randn(2, seed=3)."
+    notebooks.write(nb, rel)
+    planted = [p for p in checks.student_text_problems(repo_copy) if p not in before]
+    assert len(planted) == 2 and "'seed'" in planted[0] and "'Seed'" in planted[1], planted
