@@ -54,6 +54,7 @@ _solution_pps = [
     "nbgrader.preprocessors.ClearMarkScheme",
     "nbgrader.preprocessors.ClearHiddenTests",
     "labs.preprocessors.MarkSolutionRegions",
+    "labs.preprocessors.SolutionsBanner",
     "labs.preprocessors.RecordSourceHash",
 ]
 if os.environ.get("LAB_SOLUTIONS_EXECUTE", "1") != "0":

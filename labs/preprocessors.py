@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nbformat
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
@@ -46,6 +47,27 @@ class MarkSolutionRegions(NbGraderPreprocessor):
                 lines.append(line)
         cell.source = "\n".join(lines)
         return cell, resources
+
+
+class SolutionsBanner(NbGraderPreprocessor):
+    """Open the solutions companion with what it is and where the answers are, right under
+    the lesson's title (the reader who lands here from a search must not mistake it for the
+    exercise)."""
+
+    text = Unicode(
+        "> **Solutions companion.** This is the worked version of the lesson, for after you have tried it "
+        "yourself in the release notebook of the same name. Every exercise is answered in place, between "
+        "the banners `▼▼▼ SOLUTION` and `▲▲▲ END OF SOLUTION`; each answer is followed by a section "
+        "*Why this answer is right, and the usual mistakes*. Every cell was run (on the CPU) and its "
+        "outputs are stored. Graded test cells show only their visible part: the hidden tests are not "
+        "here."
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        banner = nbformat.v4.new_markdown_cell(self.text)
+        banner.id = "solutions-banner"  # fixed: a rebuild must not change the file
+        nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, banner)
+        return nb, resources
 
 
 class RecordSourceHash(NbGraderPreprocessor):
