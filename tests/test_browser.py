@@ -3,16 +3,16 @@
 JupyterLab is started exactly as `make lab` starts it (`labs.lab.command`), on a free
 loopback port with a token, in a throwaway course directory (nbgrader_config.py,
 source/, release/, and the student's working copy made by `labs.lab.prepare`), with
-Jupyter's config, data, runtime and settings directories of its own. For the
-HardSwish lesson the test then does what a student does:
+Jupyter's config, data, runtime and settings directories of its own. For each of the
+three lessons, in order, the test then does what a student does:
 
 1. opens the notebook and runs all cells: the untouched stub raises
-   NotImplementedError inside the self-check, which fails;
-2. types a correct solution into the answer cell through the editor, saves, runs
-   all again: the self-check passes and no cell errors;
-3. presses nbgrader's Validate: success; with a wrong solution typed in, Validate
-   reports the failing graded test;
-4. saves a screenshot of every step under artifacts/browser/.
+   NotImplementedError inside the first self-check, which fails;
+2. types a correct solution into every answer cell through the editor, saves, runs
+   all again: every self-check passes, every cell ran and no cell errors;
+3. presses nbgrader's Validate: success; with a wrong solution (a corpus entry) typed
+   in, Validate reports a failing graded test that the corpus entry names;
+4. saves a screenshot of every step under artifacts/browser/<lesson>/.
 
 A second test loads the instructor's formgrader for the course. Waits are explicit
 (kernel and prompt states, outputs, dialogs), each bounded; the server and the
@@ -47,10 +47,14 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = ROOT / "artifacts" / "browser"
-NOTEBOOK = "01_hardswish.ipynb"
-ANSWER_ID, SELFCHECK_ID = "hardswish_answer", "hardswish_selfcheck"
-WRONG_ENTRY = "closed_interval_kinks"   # tests/corpus/01_hardswish/: fails test_kinks visibly
-BUDGET_S = 120                          # the whole browser test, server start included
+# Per lesson: a wrong corpus entry (tests/corpus/<lesson>/) whose mistake the visible part of a
+# graded test catches, so Validate fails on it, and a phrase Validate's report must show.
+LESSONS = {
+    "01_hardswish": ("closed_interval_kinks", "expected gradients [0, 1] at x = -3, 3, got [-0.5, 1.5]"),
+    "02_checkpointing": ("activations_kept", None),
+    "03_modern_swish": ("ignores_upstream", None),
+}
+BUDGET_S = 180                          # one lesson's path
 RUN_TIMEOUT_MS = 60_000                 # one "Run All" of the lesson
 VALIDATE_TIMEOUT_MS = 90_000            # nbgrader validate runs the notebook in a fresh kernel
 
@@ -75,18 +79,18 @@ def _wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
         time.sleep(interval_s)
 
 
-def _solution_text() -> str:
-    """What a student who solved it types: the source's answer cell, region markers dropped."""
-    nb = notebooks.read(ROOT / "source" / ASSIGNMENT / NOTEBOOK)
-    (cell,) = [c for c in nb.cells if notebooks.grade_id(c) == ANSWER_ID]
-    lines = [ln for ln in cell.source.splitlines()
-             if notebooks.SOLUTION_BEGIN not in ln and notebooks.SOLUTION_END not in ln]
-    return "\n".join(lines) + "\n"
+def _solutions(lesson: str) -> dict[str, str]:
+    """What a student who solved it types: each of the source's answer cells, region markers dropped."""
+    nb = notebooks.read(ROOT / "source" / ASSIGNMENT / f"{lesson}.ipynb")
+    return {notebooks.grade_id(c): "\n".join(ln for ln in c.source.splitlines()
+                                            if notebooks.SOLUTION_BEGIN not in ln
+                                            and notebooks.SOLUTION_END not in ln) + "\n"
+            for c in nb.cells if notebooks.is_answer(c) and c.cell_type == "code"}
 
 
-def _answer_on_disk(path: Path) -> str:
+def _answer_on_disk(path: Path, grade_id: str) -> str:
     nb = notebooks.read(path)
-    return next(c.source for c in nb.cells if notebooks.grade_id(c) == ANSWER_ID)
+    return next(c.source for c in nb.cells if notebooks.grade_id(c) == grade_id)
 
 
 @dataclass
@@ -100,6 +104,14 @@ class Server:
         req = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.load(resp)
+
+    def close_sessions(self) -> None:
+        """Shut every open notebook's kernel down (the previous lesson's), as a student closing it would."""
+        for session in self.api("/api/sessions"):
+            req = urllib.request.Request(f"{self.url}/api/sessions/{session['id']}", method="DELETE",
+                                         headers={"Authorization": f"token {self.token}"})
+            urllib.request.urlopen(req, timeout=10).close()
+        _wait_for(lambda: not self.api("/api/kernels"), 20, "the previous kernels to stop")
 
     def kernels_idle(self) -> bool:
         kernels = self.api("/api/kernels")
@@ -253,20 +265,21 @@ class Notebook:
         self.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         self.page.locator(".lm-Menu").get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
-    def type_answer(self, text: str) -> None:
-        """Replace the answer cell's source through its CodeMirror editor, save, and check the file."""
-        editor = self.cell(ANSWER_ID).locator(".cm-content")
+    def type_answer(self, grade_id: str, text: str) -> None:
+        """Replace an answer cell's source through its CodeMirror editor, save, and check the file."""
+        editor = self.cell(grade_id).locator(".cm-content")
         editor.scroll_into_view_if_needed()
         editor.click()
         self.page.keyboard.press("ControlOrMeta+a")
         self.page.keyboard.insert_text(text)
         self.page.keyboard.press("Escape")          # command mode, like a student leaving the cell
         self.page.keyboard.press("ControlOrMeta+s")
-        _wait_for(lambda: _answer_on_disk(self.path).rstrip() == text.rstrip(), 20,
+        _wait_for(lambda: _answer_on_disk(self.path, grade_id).rstrip() == text.rstrip(), 20,
                   "the typed answer to be saved to disk")
 
     def validate(self, timeout_ms: int = VALIDATE_TIMEOUT_MS):
-        self.page.locator(".jp-NotebookPanel-toolbar jp-button", has_text="Validate").click()
+        self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar jp-button",
+                          has_text="Validate").click()
         dialog = self.page.locator(".jp-Dialog .validation-success, .jp-Dialog .validation-failed")
         dialog.wait_for(timeout=timeout_ms)
         return dialog
@@ -288,77 +301,97 @@ class Notebook:
                 "el => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight"
                 " && el.querySelector('.cm-line') !== null; }", arg=cell.element_handle())
         out = self.artifacts / name
+        out.parent.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(out))
         return out
 
 
 # --------------------------------------------------------------------------- tests
 
-def test_student_path_in_jupyterlab(server, page, artifacts):
+@pytest.mark.parametrize("lesson", list(LESSONS))
+def test_student_path_in_jupyterlab(server, page, artifacts, lesson):
     started = time.monotonic()
-    path = server.course / lab.notebook_url_path(notebook=NOTEBOOK)
+    path = server.course / lab.notebook_url_path(notebook=f"{lesson}.ipynb")
     nb = Notebook(page, server, path, artifacts)
-    graded = [c for c in notebooks.read(path).cells if notebooks.is_graded_test(c)]
+    cells = notebooks.read(path).cells
+    graded = [c for c in cells if notebooks.is_graded_test(c)]
+    answers = [notebooks.grade_id(c) for c in cells if notebooks.is_answer(c) and c.cell_type == "code"]
+    selfchecks = [notebooks.grade_id(c) for c in cells if (notebooks.grade_id(c) or "").endswith("_selfcheck")]
+    assert graded and answers and selfchecks, f"{lesson}: no graded test, answer or self-check cell"
+    code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+    shots = f"{lesson}/"
 
-    # 0. `make lab`'s landing page: the lesson itself, with a kernel and the Validate button.
-    page.goto(f"{server.url}/?token={server.token}")  # default_url: the lesson
+    # 0. The lesson open in JupyterLab (make lab's landing page for the first), with a kernel
+    #    and the Validate button.
+    server.close_sessions()
+    page.goto(f"{server.url}/lab/tree/{lab.notebook_url_path(notebook=f'{lesson}.ipynb')}"
+              f"?reset&token={server.token}")  # reset: only this lesson open
     nb.cells.nth(nb.ncells - 1).wait_for(state="attached", timeout=60_000)
     assert nb.cells.count() == nb.ncells
-    page.locator(".jp-NotebookPanel-toolbar jp-button", has_text="Validate").wait_for()
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar jp-button",
+                 has_text="Validate").wait_for()
     _wait_for(lambda: server.api("/api/kernels"), 30, "the notebook's kernel to start")
     nb.wait_idle(30_000)
 
-    # 1. Untouched release, Run All: the stub raises inside the self-check, which fails;
-    #    Run All stops there, so no graded test cell runs.
+    # 1. Untouched release, Run All: the stub raises (inside the first self-check, or in the answer
+    #    cell itself where the stub leaves a class attribute to write); Run All stops there, so
+    #    no graded test cell runs.
+    first = selfchecks[0]
     nb.run_all()
-    nb.cell(SELFCHECK_ID).locator(".jp-OutputArea-output[data-mime-type*='error'], .jp-RenderedText",
-                                  has_text="NotImplementedError").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output",
+                 has_text="NotImplementedError").first.wait_for(timeout=RUN_TIMEOUT_MS)
     nb.wait_idle(RUN_TIMEOUT_MS)
-    selfcheck = nb.outputs(SELFCHECK_ID)
-    assert "NotImplementedError" in selfcheck and "Self-check passed" not in selfcheck, selfcheck
-    assert "raise NotImplementedError()" in nb.cell(ANSWER_ID).locator(".cm-content").text_content()
+    raised = [g for g in (answers[0], first) if "NotImplementedError" in (nb.outputs(g) or "")]
+    assert raised, f"no NotImplementedError in {answers[0]} or {first}"
+    assert "Self-check passed" not in (nb.outputs(first) or "")
+    assert "raise NotImplementedError()" in nb.cell(answers[0]).locator(".cm-content").text_content()
     assert nb.outputs("setup").strip() == "Using device: cpu"
     for cell in graded:
         prompt = nb.cell(notebooks.grade_id(cell)).locator(".jp-InputPrompt").text_content()
         assert prompt.strip() in ("[ ]:", ""), f"{notebooks.grade_id(cell)} ran after the failure: {prompt}"
-    nb.shot("1-release-run-all-selfcheck-fails.png", focus=SELFCHECK_ID, block="start")
+    nb.shot(shots + "1-release-run-all-stub-raises.png", focus=raised[0], block="start")
 
-    # 2. A correct solution typed into the answer cell, Run All: the self-check passes, no cell errors.
-    solution = _solution_text()
-    nb.type_answer(solution)
+    # 2. The correct solutions typed into the answer cells, Run All: every self-check passes,
+    #    every code cell ran, no cell errors.
+    for grade_id, text in _solutions(lesson).items():
+        nb.type_answer(grade_id, text)
     nb.run_all()
-    nb.cell(SELFCHECK_ID).locator(".jp-OutputArea-output",
+    for grade_id in selfchecks:
+        nb.cell(grade_id).locator(".jp-OutputArea-output",
                                   has_text="Self-check passed").wait_for(timeout=RUN_TIMEOUT_MS)
     nb.wait_idle(RUN_TIMEOUT_MS)
     errors = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type*='error']")
     assert errors.count() == 0, errors.first.text_content()
-    last_prompt = nb.cells.nth(nb.ncells - 2).locator(".jp-InputPrompt").text_content()  # the benchmark
-    assert last_prompt.strip().startswith("[") and last_prompt.strip()[1:-2].isdigit(), last_prompt
-    nb.shot("2-solution-typed-selfcheck-passes.png", focus=SELFCHECK_ID)
+    for i in code:
+        prompt = nb.cells.nth(i).locator(".jp-InputPrompt").text_content().strip()
+        assert prompt.startswith("[") and prompt[1:-2].isdigit(), f"code cell {i} did not run: {prompt!r}"
+    nb.shot(shots + "2-solution-typed-selfcheck-passes.png", focus=selfchecks[-1])
 
     # 3a. Validate (saves, then nbgrader validate on the file): success.
     dialog = nb.validate()
     text = dialog.inner_text()
     assert "Success! Your notebook passes all the tests." in text, text
-    nb.shot("3-validate-success.png")
+    nb.shot(shots + "3-validate-success.png")
     nb.close_dialog()
 
-    # 3b. A wrong solution (the seed's closed-interval kinks): Validate names the failing test.
-    wrong = next(e for e in corpus.entries("01_hardswish") if e.name == WRONG_ENTRY)
-    nb.type_answer(wrong.cells[ANSWER_ID])
+    # 3b. A wrong solution from the corpus: Validate names a failing test the corpus entry loses.
+    name, phrase = LESSONS[lesson]
+    wrong = next(e for e in corpus.entries(lesson) if e.name == name)
+    for grade_id, text in wrong.cells.items():
+        nb.type_answer(grade_id, text)
     dialog = nb.validate()
     text = dialog.inner_text()
     assert dialog.get_attribute("class") and "validation-failed" in dialog.get_attribute("class"), text
     failed = {notebooks.grade_id(c) for c in graded if c.source.splitlines()[0] in text}
-    assert "test_kinks" in failed, text
-    assert failed <= wrong.expect_fails, f"Validate reported {failed}, the corpus expects {wrong.expect_fails}"
-    assert "expected gradients [0, 1] at x = -3, 3, got [-0.5, 1.5]" in text, text
-    nb.shot("4-validate-wrong-solution-fails.png")
+    assert failed and failed <= wrong.expect_fails, \
+        f"Validate reported {failed}, the corpus expects {wrong.expect_fails}:\n{text[:2000]}"
+    assert phrase is None or phrase in text, text
+    nb.shot(shots + "4-validate-wrong-solution-fails.png")
     nb.close_dialog()
 
     elapsed = time.monotonic() - started
-    print(f"student path in JupyterLab: {elapsed:.1f} s; screenshots in {artifacts}")
-    assert elapsed < BUDGET_S, f"the browser test took {elapsed:.0f} s (budget {BUDGET_S} s)"
+    print(f"{lesson}: student path in JupyterLab {elapsed:.1f} s; screenshots in {artifacts / lesson}")
+    assert elapsed < BUDGET_S, f"the browser path of {lesson} took {elapsed:.0f} s (budget {BUDGET_S} s)"
 
 
 def test_formgrader_loads_for_the_course(server, page, artifacts):
