@@ -174,12 +174,15 @@ def declaration(source_nb) -> dict:
 
 
 def reference(course: Path, assignment: str, notebook: str, cell_seconds: int = 60) -> dict[str, dict]:
-    """{grade_id: {key: record}} of the source notebook, cached by what it depends on."""
+    """{grade_id: {key: record}} of the source notebook, cached by what it depends on, in the
+    course's .lab-grader/reference/ or in LAB_REFERENCE_CACHE (a folder of the grader's, shared
+    by courses made from the same source: the tests' throwaway courses)."""
     src = course / "source" / assignment / f"{notebook}.ipynb"
     parts = [notebooks.content_hash(src), KIT.read_text(), sandbox.RUNNER.read_text(),
              sandbox.device(), version("torch")]
     key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
-    cache = course / ".lab-grader" / "reference" / f"{notebook}-{key}.json"
+    folder = Path(os.environ.get("LAB_REFERENCE_CACHE") or course / ".lab-grader" / "reference")
+    cache = folder / f"{notebook}-{key}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     nb = notebooks.read(src)
@@ -199,7 +202,9 @@ def reference(course: Path, assignment: str, notebook: str, cell_seconds: int = 
     if problems:
         raise ReferenceFailed(f"the solution of {notebook} does not pass its own probes: " + "; ".join(problems))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(out))
+    partial = cache.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(out))
+    partial.replace(cache)  # atomic: a reader never sees half a reference
     return out
 
 
