@@ -22,6 +22,7 @@ import io
 import itertools
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         n = len(list((ours.root / "submitted").glob("*/lab_2_1_3/*.ipynb")))
 
         t0 = time.perf_counter()
-        proc = build.nbgrader("autograde", "lab_2_1_3", "--force", cwd=stock, check=False)
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "lab_2_1_3", "--force"],  # stock CLI
+                              cwd=stock, env=build.tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stock_s = time.perf_counter() - t0
         graded_stock = len(list(stock.glob("autograded/*/lab_2_1_3/*.ipynb")))
 
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speedup: {speedup:.2f}x (target >= {TARGET:g}x: {status})")
     if parts:
         print("\none notebook, mean seconds per part (inside one worker):")
-        for key in ("sandbox start", "kernel start", "imports", "lesson cells", "probes", "judge"):
+        for key in ("sandbox start", "kernel start", "imports", "lesson cells", "probes", "teardown", "judge"):
             print(f"  {key:14s} {parts.get(key, 0.0):6.2f}")
     return 0 if speedup >= TARGET else 1
 
