@@ -1,5 +1,5 @@
-# expect: fails test_gradcheck
-# why: backward computed under torch.no_grad(): first derivatives right, second derivatives silently lost
+# expect: fails test_second_derivative
+# why: backward under torch.no_grad(): first derivatives right, second derivatives lost (double backward raises)
 # %% cell: hardswish_answer
 class HardSwishFunction(Function):
     @staticmethod

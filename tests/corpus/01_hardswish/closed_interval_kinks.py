@@ -1,5 +1,5 @@
 # expect: fails test_backward test_kinks
-# why: the seed's convention: middle formula on the closed interval [-3, 3] (-0.5 and 1.5 at the kinks)
+# why: a common buggy version: middle formula on the closed interval [-3, 3] (-0.5 and 1.5 at the kinks)
 # %% cell: hardswish_answer
 class HardSwishFunction(Function):
     @staticmethod
