@@ -1,5 +1,5 @@
 # expect: full
-# why: a correct variant: a counter for positions, a dict of recomputed tensors popped as backward uses them
+# why: a correct variant: a counter for positions, a dict of recomputed tensors, a flag for "recomputed"
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     """Gradient checkpointing: keep a function's inputs, recompute its activations in backward.
@@ -89,7 +89,7 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
                 with torch.enable_grad():
                     with torch.autograd.graph.saved_tensors_hooks(save_recomputed, lambda t: t):
                         function(*args)
-        return stash.pop(k)
+        return stash[k]
 
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         result = function(*args)
