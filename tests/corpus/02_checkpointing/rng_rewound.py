@@ -48,12 +48,13 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
     and return the output. The first unpack (in backward) recomputes function(*args) ONCE, under
     torch.enable_grad(), collecting in order (detached) the tensors the recomputation saves, with
     saved-tensor hooks of its own; every unpack(position) returns the recomputed tensor at that position.
-    If preserve_rng_state, record the CPU random state (and the CUDA one when CUDA
-    is initialized) before the forward and replay it for the recomputation inside torch.random.fork_rng, so
-    dropout draws the same masks and the caller's random stream is left as it was.
+    If preserve_rng_state, record the CPU random state (and the CUDA one when CUDA is initialized) before
+    the forward and replay it for the recomputation inside torch.random.fork_rng, so dropout draws the
+    same masks and the caller's random stream is left as it was.
     The grader checks: values and gradients (inputs and parameters, dropout included), the caller's random
-    stream, no activation kept after the forward, one recomputation, torch.autograd.grad (no .grad written),
-    inputs that do not require grad (parameters still get gradients) and second derivatives.
+    stream, no activation alive after the forward and none (recomputed ones included) after backward, one
+    recomputation, torch.autograd.grad (no .grad written), inputs that do not require grad (parameters
+    still get gradients) and second derivatives.
     """
     devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
     if preserve_rng_state:
