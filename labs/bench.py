@@ -95,8 +95,8 @@ def checkpointing() -> list[Row]:
         ns = lesson_namespace("02_checkpointing", extra_cells=("saved_memory",))  # sets one thread
         checkpoint, saved_memory = ns["checkpoint"], ns["SavedMemory"]
         depth, width, batch = 64, 128, 64
-        layers = ns["seeded_mlp"](depth, width, seed=64)
-        x = ns["seeded_randn"](batch, width, seed=16)
+        layers = ns["seeded_mlp"](depth, width, key=64)
+        x = ns["seeded_randn"](batch, width, key=16)
         segments = round(math.sqrt(depth))
         size = math.ceil(depth / segments)
 
