@@ -3,9 +3,10 @@
 import shutil
 import subprocess
 
+import nbformat
 import pytest
 
-from labs import ROOT, build, checks, notebooks
+from labs import ROOT, build, checks, notebooks, studytime
 
 
 def test_source_notebooks_are_clean():
@@ -127,3 +128,23 @@ def test_seed_gate_catches_a_planted_name(repo_copy):
     notebooks.write(nb, rel)
     planted = [p for p in checks.student_text_problems(repo_copy) if p not in before]
     assert len(planted) == 2 and "'seed'" in planted[0] and "'Seed'" in planted[1], planted
+
+
+@pytest.mark.parametrize("source", notebooks.lesson_paths(ROOT / "source"), ids=lambda p: p.stem)
+def test_each_lesson_states_the_time_a_student_needs(source):
+    """The title cell's "about N minutes" is labs/studytime.py's estimate for the lesson as it is now."""
+    estimate = studytime.estimate(source)
+    assert studytime.stated_minutes(source) == estimate.minutes, (
+        f"{source.name}: state 'about {estimate.minutes} minutes' in the title cell "
+        f"(reading {estimate.reading:.0f}, code {estimate.code:.0f}, exercise {estimate.exercise:.0f} min)")
+
+
+def test_study_time_grows_with_the_lesson(tmp_path):
+    """The estimate is computed, not stated: more prose or a longer answer means more minutes."""
+    src = notebooks.lesson_paths(ROOT / "source")[0]
+    before = studytime.estimate(src)
+    nb = notebooks.read(src)
+    nb.cells.append(nbformat.v4.new_markdown_cell(" ".join(["word"] * 1200)))
+    notebooks.write(nb, tmp_path / src.name)
+    after = studytime.estimate(tmp_path / src.name)
+    assert after.words == before.words + 1200 and after.minutes >= before.minutes + 10
