@@ -8,6 +8,7 @@ is missed. Ratios, not absolute times: machines are shared and noisy.
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from collections.abc import Callable
@@ -38,7 +39,11 @@ def lesson_namespace(name: str, extra_cells: tuple[str, ...] = ()) -> dict:
         if cell.cell_type == "code" and (gid == "setup" or notebooks.is_answer(cell) or gid in extra_cells or tagged):
             regions = ((notebooks.HIDDEN_BEGIN, notebooks.HIDDEN_END),)
             code = "\n".join(notebooks.outside_lines(cell.source, regions))
-            exec(compile(code, f"{name}:{gid}", "exec"), ns)
+            if tagged:  # only its definitions: its demo lines use names of other cells
+                tree = ast.parse(code)
+                tree.body = [n for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)]
+                code = ast.unparse(tree)
+            exec(compile(code, f"{name}:{gid or 'bench'}", "exec"), ns)
     return ns
 
 
