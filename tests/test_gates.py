@@ -148,3 +148,36 @@ def test_study_time_grows_with_the_lesson(tmp_path):
     notebooks.write(nb, tmp_path / src.name)
     after = studytime.estimate(tmp_path / src.name)
     assert after.words == before.words + 1200 and after.minutes >= before.minutes + 10
+
+
+def _string_messages(nb) -> list[str]:
+    """assert_close calls whose msg= is a string: it replaces PyTorch's diff report (index, values)."""
+    import ast
+
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse("\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!"))))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            name = getattr(node, "func", None) and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            strings = [k for k in getattr(node, "keywords", [])
+                       if k.arg == "msg" and isinstance(k.value, ast.Constant | ast.JoinedStr)]
+            if isinstance(node, ast.Call) and name == "assert_close" and strings:
+                found.append(f"cell {i} line {node.lineno}")
+    return found
+
+
+def test_self_checks_keep_pytorchs_diff_report():
+    """Every assert_close a student runs passes a callable msg (keeps the index and the values)."""
+    for path in [*notebooks.lesson_paths(ROOT / "release"), *notebooks.lesson_paths(ROOT / "solutions")]:
+        assert _string_messages(notebooks.read(path)) == [], path.name
+
+
+def test_diff_report_gate_catches_a_string_message():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        'torch.testing.assert_close(a, b, msg=lambda m: f"x\\n{m}")\ntorch.testing.assert_close(a, b, msg="wrong")')])
+    assert _string_messages(nb) == ["cell 0 line 2"]
