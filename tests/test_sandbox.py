@@ -59,11 +59,12 @@ def _sandbox_available():
 
 def test_no_view_of_the_course_nor_the_grader_environment(monkeypatch):
     monkeypatch.setenv("LAB_DB_URL", "postgresql+psycopg2://grader:secret@db/course")  # the gradebook's credentials
+    monkeypatch.setenv("LAB_REFERENCE_CACHE", str(ROOT / ".lab-grader" / "reference"))  # the solution's probe data
     seen = facts(run(PEEK))
     assert seen["course_listing"] == [".venv"], seen["course_listing"]   # only the read-only venv
     assert not seen["source_readable"] and not seen["gradebook"]
     assert seen["env_mentions_course"] == [], seen["env"]
-    assert not {"PYTHONPATH", "LAB_GRADE_UNSAFE", "LAB_DB_URL"} & set(seen["env"]), seen["env"]
+    assert not {"PYTHONPATH", "LAB_GRADE_UNSAFE", "LAB_DB_URL", "LAB_REFERENCE_CACHE"} & set(seen["env"]), seen["env"]
     assert seen["uid"] == 65534
     assert seen["pid"] < 20, "its own PID namespace: the kernel is one of a handful of processes"
     unsafe = facts(run(PEEK, limits=sandbox.Limits(cell_seconds=30, notebook_seconds=60, unsafe=True)))
@@ -126,6 +127,33 @@ for path in {[str(t) for t in targets]!r} + ["{name}"]:
     assert f"{name} written" in out, "the private work folder is writable"
     for target in targets:
         assert not target.exists(), f"{target} was written from the sandbox"
+
+
+def test_a_poisoned_font_list_stays_in_its_own_sandbox():
+    """Each sandbox gets a copy of the grader's matplotlib font list: a submission that rewrites its
+    copy (a planted file aimed at the next student) changes nothing the next sandbox or the grader sees."""
+    trusted = sandbox._font_cache()
+    assert trusted is not None and trusted.is_file()
+    before = trusted.read_bytes()
+    poison = run("""
+import glob, os
+config = os.environ["MPLCONFIGDIR"]
+for path in glob.glob(os.path.join(config, "fontlist-*.json")):
+    open(path, "w").write('{"poisoned": true}')
+open(os.path.join(config, "matplotlibrc"), "w").write("backend: agg\\n")
+print(sorted(os.listdir(config)))
+""")
+    assert "matplotlibrc" in text(poison, 0), text(poison, 0)
+    assert trusted.read_bytes() == before and not (trusted.parent / "matplotlibrc").exists()
+    nxt = run("""
+import glob, json, os
+config = os.environ["MPLCONFIGDIR"]
+lists = [json.load(open(p)) for p in glob.glob(os.path.join(config, "fontlist-*.json"))]
+print(json.dumps({"listing": sorted(os.listdir(config)), "poisoned": any("poisoned" in d for d in lists),
+                  "fonts": sum(len(d.get("ttflist", [])) for d in lists)}))
+""")
+    seen = facts(nxt)
+    assert seen["listing"] == [trusted.name] and not seen["poisoned"] and seen["fonts"] > 0, seen
 
 
 def test_every_process_dies_with_the_sandbox():
