@@ -51,7 +51,7 @@ def _class(course: grading.Course, students: int) -> None:
                 if notebooks.grade_id(cell) == notebooks.grade_id(answer[name]):
                     cell.source += "\n" + tail + "\n"
         else:
-            nb = kind.apply(course.release(name))
+            nb = kind.apply(course.release(name), course.source(name))
         for cell in nb.cells:  # every submission distinct, as in a real class (no two share a run)
             if notebooks.is_answer(cell):
                 cell.source += f"\n# s{i:03d}\n"

@@ -9,7 +9,10 @@ A corpus entry is a Python file in `tests/corpus/<notebook>/`:
         ...
 
 Each `# %% cell: <grade_id>` section replaces the source of that answer cell in the
-student release; the result is submitted and graded like any student's work.
+student release; an answer cell the entry does not name gets the model answer (the
+source's, markers dropped), so an entry about one exercise of a lesson is graded with
+the other exercises answered right. The result is submitted and graded like any
+student's work.
 `expect: fails ...` lists exactly the graded tests that must lose their points.
 """
 
@@ -41,14 +44,22 @@ class Entry:
     def student(self) -> str:
         return f"{self.notebook}--{self.name}"
 
-    def apply(self, release: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    def apply(self, release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
         nb = copy.deepcopy(release)
         answers = {notebooks.grade_id(c): c for c in nb.cells if notebooks.is_answer(c)}
-        for gid, src in self.cells.items():
-            if gid not in answers:
-                raise KeyError(f"{self.notebook}/{self.name}: no answer cell {gid!r} in the release")
+        for gid in self.cells.keys() - answers.keys():
+            raise KeyError(f"{self.notebook}/{self.name}: no answer cell {gid!r} in the release")
+        model = {gid: model_answer(source, gid) for gid in answers.keys() - self.cells.keys()}
+        for gid, src in {**model, **self.cells}.items():
             answers[gid].source = src
         return nb
+
+
+def model_answer(source: nbformat.NotebookNode, grade_id: str) -> str:
+    """An answer cell of the source as a student who solved it writes it: region markers dropped."""
+    (cell,) = [c for c in source.cells if notebooks.grade_id(c) == grade_id]
+    return "\n".join(ln for ln in cell.source.splitlines()
+                     if notebooks.SOLUTION_BEGIN not in ln and notebooks.SOLUTION_END not in ln) + "\n"
 
 
 def parse(path: Path) -> Entry:

@@ -28,7 +28,8 @@ def submit_corpora(course: grading.Course) -> None:
     course.submit("solution", {n: course.source(n) for n in names})
     course.submit("untouched", {n: course.release(n) for n in names})
     for entry in corpus.entries():
-        course.submit(entry.student, {entry.notebook: entry.apply(course.release(entry.notebook))})
+        nb = entry.apply(course.release(entry.notebook), course.source(entry.notebook))
+        course.submit(entry.student, {entry.notebook: nb})
 
 
 def grade_corpora(root: Path, **options) -> dict:

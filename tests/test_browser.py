@@ -82,9 +82,7 @@ def _wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
 def _solutions(lesson: str) -> dict[str, str]:
     """What a student who solved it types: each of the source's answer cells, region markers dropped."""
     nb = notebooks.read(ROOT / "source" / ASSIGNMENT / f"{lesson}.ipynb")
-    return {notebooks.grade_id(c): "\n".join(ln for ln in c.source.splitlines()
-                                            if notebooks.SOLUTION_BEGIN not in ln
-                                            and notebooks.SOLUTION_END not in ln) + "\n"
+    return {notebooks.grade_id(c): corpus.model_answer(nb, notebooks.grade_id(c))
             for c in nb.cells if notebooks.is_answer(c) and c.cell_type == "code"}
 
 
