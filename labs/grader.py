@@ -18,10 +18,12 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import json
 import os
+import symtable
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -41,7 +43,11 @@ REPORT = "lab_grading"
 KIT = Path(__file__).with_name("probekit.py")
 
 
-SKIP_TAG = "grading-skip"  # a source cell that only shows (timings, plots): not run while grading
+SKIP_TAG = "grading-skip"  # a source cell that only shows (timings, plots, demos, self-checks)
+SKIPPED = "# (only shows: not run while grading)"
+# Reading any of these, a cell may read any name of the notebook: then no cell is skipped.
+_DYNAMIC = {"globals", "locals", "vars", "eval", "exec", "get_ipython", "__import__", "__builtins__", "In", "Out",
+            "_ih", "_oh", "__main__", "__dict__"}
 
 
 def limits(cell_seconds: int = 60) -> sandbox.Limits:
@@ -54,15 +60,94 @@ def skipped_sources(source_nb) -> set[str]:
     return {c.source.strip() for c in source_nb.cells if SKIP_TAG in c.metadata.get("tags", [])}
 
 
+def _python(source: str) -> str:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def _scopes(table):
+    yield table
+    for child in table.get_children():
+        yield from _scopes(child)
+
+
+def _bound(source: str) -> set[str]:
+    """Names a cell binds in the notebook's namespace (module level, or `global` in a function)."""
+    try:
+        top = symtable.symtable(_python(source), "<cell>", "exec")
+    except (SyntaxError, ValueError):
+        return set()
+    names = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    for scope in _scopes(top):
+        if scope is not top:
+            names |= {s.get_name() for s in scope.get_symbols() if s.is_declared_global() and s.is_assigned()}
+    return names
+
+
+def _reads(source: str) -> tuple[set[str], set[str]]:
+    """Names a cell may read from the notebook's namespace: (at once, at its top level and not
+    bound earlier in the cell; later, inside a function, lambda, class or comprehension, which
+    may run at any time). A cell that does not parse reads nothing (it raises when run, as here)."""
+    try:
+        tree = ast.parse(_python(source))
+    except (SyntaxError, ValueError):
+        return set(), set()
+    now: set[str] = set()
+    later: set[str] = set()
+    bound: set[str] = set()
+    for statement in tree.body:
+        top = symtable.symtable(ast.unparse(statement), "<cell>", "exec")
+        now |= {s.get_name() for s in top.get_symbols() if s.is_referenced()} - bound
+        for scope in _scopes(top):
+            if scope is not top:
+                later |= {s.get_name() for s in scope.get_symbols() if s.is_referenced() and s.is_global()}
+        bound |= _bound(ast.unparse(statement))
+    return now, later
+
+
+def skip_plan(sources: list[str], skip: set[str]) -> set[int]:
+    """Which of these code cells grading skips: a cell whose text is one of the source's show-only
+    cells, unless a cell that runs may read a name it binds (the student's answer may use a
+    lesson's helper, or an import made in a plot cell): at once, after it, or at any time from
+    inside a function. None at all when a cell that runs looks names up dynamically (globals(),
+    eval, magics). What a skipped cell binds is then read by nothing that runs, so skipping it
+    changes no value a graded test sees; its other effects are the gate's concern (the source
+    passes every graded test without these cells)."""
+    candidates = {i for i, s in enumerate(sources) if s.strip() in skip and not _star_import(s)}
+    reads = {i: _reads(s) for i, s in enumerate(sources)}
+    binds = {i: _bound(sources[i]) for i in candidates}
+    running: set[int] = set()
+    more = set(range(len(sources))) - candidates
+    while more:
+        if any((reads[i][0] | reads[i][1]) & _DYNAMIC for i in more):
+            return set()
+        running |= more
+        more = {c for c in candidates - running
+                if any(binds[c] & (reads[r][1] | (reads[r][0] if c < r else set())) for r in running)}
+    return candidates - running
+
+
+def _star_import(source: str) -> bool:
+    try:
+        tree = ast.parse(_python(source))
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
+
+
 def runnable(nb, skip: set[str] = frozenset()) -> NotebookNode:
-    """What runs in the sandbox: the cells without outputs, the lesson's show-only cells emptied."""
+    """What runs in the sandbox: the cells without outputs, the lesson's show-only cells emptied
+    (those `skip_plan` allows)."""
     run = copy.deepcopy(nb)
+    code = [c for c in run.cells if c.cell_type == "code"]
+    skipped = skip_plan([c.source for c in code], skip) if skip else set()
     for cell in run.cells:
         cell.metadata.pop(STASH, None)
-        if cell.cell_type == "code":
-            cell.outputs = []
-            if cell.source.strip() in skip:
-                cell.source = "# (shows timings or plots: not run while grading)"
+    for i, cell in enumerate(code):
+        cell.outputs = []
+        if i in skipped:
+            cell.source = SKIPPED
     return run
 
 

@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from labs import fanout, grader, notebooks
+from labs import corpus, fanout, grader, notebooks
 
 from .conftest import ROOT, grade_corpora
 from .services import dask_cluster, postgres
@@ -92,3 +92,46 @@ def test_show_only_cells_are_skipped_by_source_text_only(lesson):
     changed = nb.cells[emptied[0]].source + "\nprint('my own line')"
     nb.cells[emptied[0]].source = changed
     assert grader.runnable(nb, skip).cells[emptied[0]].source == changed
+
+
+_SHOW = "x = 1\ndef helper():\n    return 2\n"
+
+
+@pytest.mark.parametrize(("cells", "runs"), [
+    ([_SHOW, "y = 2"], False),
+    ([_SHOW, "print(x)"], True),                          # read at once, after it
+    (["print(x)", _SHOW], False),                         # read at once, before it
+    (["def f():\n    return helper()", _SHOW], True),   # read from a function, which may run at any time
+    ([_SHOW, "x = 5\nprint(x)"], False),                  # bound before it is read
+    ([_SHOW, "def f(x):\n    return x"], False),          # a parameter, not the notebook's x
+    ([_SHOW, "class A:\n    v = x"], True),
+    ([_SHOW, "[x for _ in range(2)]"], True),
+    ([_SHOW, "print(globals()['x'])"], True),             # dynamic lookups: nothing is skipped
+    ([_SHOW, "eval('x')"], True),
+    ([_SHOW, "%time y = 3"], True),                       # magics go through get_ipython()
+    ([_SHOW, "def f(:"], False),                          # does not parse: raises when run, reads nothing
+    (["from math import *", "print(pi)"], True),          # a star import binds what no one can list
+])
+def test_a_show_only_cell_is_skipped_only_when_nothing_that_runs_reads_its_names(cells, runs):
+    show = cells[0] if cells[0] in (_SHOW, "from math import *") else cells[1]
+    plan = grader.skip_plan(cells, {show.strip()})
+    assert (cells.index(show) not in plan) == runs
+
+
+@pytest.mark.parametrize(("lesson", "name", "binds"), [
+    ("01_hardswish", "correct_uses_lesson_helper", "via_relu6"),
+    ("02_checkpointing", "hooks_correct_dict", "warnings"),
+])
+def test_an_answer_using_a_show_only_cells_name_runs_that_cell(lesson, name, binds):
+    """A student's answer may use a lesson helper or an import of a show-only cell: that cell then runs
+    while grading (the corpus entry gets full marks in test_autograde), though the release skips it."""
+    source = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")
+    release = notebooks.read(ROOT / "release" / "lab_2_1_3" / f"{lesson}.ipynb")
+    (entry,) = [e for e in corpus.entries(lesson) if e.name == name]
+    skip = grader.skipped_sources(source)
+    defines = [i for i, c in enumerate(release.cells) if c.cell_type == "code" and c.source.strip() in skip
+               and binds in c.source]
+    assert len(defines) == 1
+    (i,) = defines
+    assert grader.runnable(release, skip).cells[i].source == grader.SKIPPED
+    assert grader.runnable(entry.apply(release, source), skip).cells[i].source == release.cells[i].source

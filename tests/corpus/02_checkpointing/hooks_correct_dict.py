@@ -1,7 +1,10 @@
 # expect: full
-# why: a correct variant: a counter for positions, a dict of recomputed tensors, a flag for "recomputed"
+# why: a correct variant: a counter for positions, a dict of recomputed tensors, a flag for "recomputed"; it warns
+# when no input requires grad, with the `warnings` a show-only cell of the lesson imported (grading must run that cell)
 # %% cell: hooks_answer
 def hooks_checkpoint(function, *args, preserve_rng_state=True):
+    if not any(torch.is_tensor(a) and a.requires_grad for a in args):
+        warnings.warn("no input requires grad: only the parameters inside get gradients")
     state = {"packed": 0, "done": False}
     stash = {}
     devices = []
