@@ -1,14 +1,20 @@
 """Shared fixtures. Notebooks under tests/ are test data, never nbval targets."""
 
-import io
 import os
+import pickle
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from labs import ROOT, corpus, grading, notebooks, workflow
+from labs import ROOT, notebooks
+
+from .corpora import grade_corpora
+from .services import dask_cluster, postgres
 
 collect_ignore_glob = ["corpus/*", "data/*", "**/*.ipynb"]
 
@@ -21,35 +27,61 @@ os.environ.setdefault("LAB_REFERENCE_CACHE", tempfile.mkdtemp(prefix="lab-refere
 LESSONS = [p.stem for p in notebooks.lesson_paths(ROOT / "source")]
 
 
-def submit_corpora(course: grading.Course) -> None:
-    """The solution (source notebooks) and the untouched release as two students, and every
-    corpus entry as a student who submitted that one notebook."""
-    names = course.notebook_names()
-    course.submit("solution", {n: course.source(n) for n in names})
-    course.submit("untouched", {n: course.release(n) for n in names})
-    for entry in corpus.entries():
-        nb = entry.apply(course.release(entry.notebook), course.source(entry.notebook))
-        course.submit(entry.student, {entry.notebook: nb})
+SERIAL_TEST = "test_serial_grading_gives_exactly_the_parallel_scores"
+_SERIAL = pytest.StashKey[tuple]()
 
 
-def grade_corpora(root: Path, **options) -> dict:
-    """The corpora through the instructor's workflow (`labs.workflow.autograde`: fan-out to
-    sandboxes, then the real `nbgrader autograde`); the gradebook's scores and the results."""
-    course = grading.Course.create(root)
-    submit_corpora(course)
-    out = io.StringIO()
-    res = workflow.autograde(course.root, out=out, **options)
-    failed = [r.student for r in res.values() if r.failed]
-    assert not failed, f"could not grade {failed}:\n{out.getvalue()[-3000:]}"
-    return {"scores": course.scores(), "course": course, "results": res, "summary": out.getvalue()}
+def pytest_collection_modifyitems(session, config, items):
+    """The serial grading of the corpora (JOBS=1, SQLite) is the slowest job and needs one core:
+    it starts now, in the background at the lowest priority (on the core the one-process tests
+    leave idle), and the test that compares it runs last."""
+    serial = [item for item in items if getattr(item, "originalname", "") == SERIAL_TEST]
+    if not serial or config.option.collectonly:
+        return
+    items[:] = [item for item in items if getattr(item, "originalname", "") != SERIAL_TEST] + serial
+    folder = Path(tempfile.mkdtemp(prefix="lab-serial-"))
+    log = open(folder / "serial.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.corpora", str(folder)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: os.nice(19))
+    config.stash[_SERIAL] = (proc, folder)
+
+
+def pytest_unconfigure(config):
+    proc, folder = config.stash.get(_SERIAL, (None, None))
+    if proc is not None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def serial(request) -> dict:
+    """The background serial grading's result (tests/corpora.py), waited for."""
+    proc, folder = request.config.stash[_SERIAL]
+    try:
+        proc.wait(timeout=3600)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the serial grading of the corpora did not finish within an hour")
+    log = (folder / "serial.log").read_text(errors="replace")
+    assert proc.returncode == 0, f"the serial grading of the corpora failed:\n{log[-4000:]}"
+    return pickle.loads((folder / "serial.pickle").read_bytes())
 
 
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory) -> dict:
-    """One batch through the instructor's workflow with two parallel sandboxes: the solution, the
-    untouched release and every corpus entry. Returns the gradebook's scores and the course."""
-    out = grade_corpora(tmp_path_factory.mktemp("course"), jobs=2)
-    course = out["course"]
+    """The corpora (the solution, the untouched release and every corpus entry) through the
+    instructor's workflow, past one machine: a Dask cluster of the test's own on loopback (`dask
+    scheduler` and two `dask worker` processes) into a PostgreSQL server of its own (unix socket).
+    Returns the gradebook's scores, the results and the course; test_parallel compares them with
+    the serial grading into SQLite."""
+    services = tmp_path_factory.mktemp("services")
+    with postgres(services / "pg") as url, dask_cluster(services / "dask", workers=2) as address, \
+            pytest.MonkeyPatch.context() as env:
+        env.setenv("LAB_DB_URL", url)
+        out = grade_corpora(tmp_path_factory.mktemp("course"), scheduler=address)
+    out["scheduler"] = address
     yield out
     if os.environ.get("LAB_KEEP_COURSE"):
-        shutil.copytree(course.root, Path(os.environ["LAB_KEEP_COURSE"]), dirs_exist_ok=True)
+        shutil.copytree(out["course"].root, Path(os.environ["LAB_KEEP_COURSE"]), dirs_exist_ok=True)
