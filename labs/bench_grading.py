@@ -36,8 +36,9 @@ TARGET = 3.0  # our throughput at least 3x stock's on the same machine
 
 def _class(course: grading.Course, students: int) -> None:
     names = course.notebook_names()
-    kinds = [("solution", n) for n in names] + [("untouched", n) for n in names] + \
-            [(e, e.notebook) for e in corpus.entries()] + [("crash", names[0]), ("endless", names[-1])]
+    # the crashing and the endless one first: every class has them, whatever the corpora's size
+    kinds = [("crash", names[0]), ("endless", names[-1])] + [("solution", n) for n in names] + \
+            [("untouched", n) for n in names] + [(e, e.notebook) for e in corpus.entries()]
     answer = {n: next(c for c in course.release(n).cells if notebooks.is_answer(c)) for n in names}
     for i, (kind, name) in zip(range(students), itertools.cycle(kinds), strict=False):
         if kind == "solution":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -72,38 +73,30 @@ def _scopes(table):
         yield from _scopes(child)
 
 
-def _bound(source: str) -> set[str]:
-    """Names a cell binds in the notebook's namespace (module level, or `global` in a function)."""
-    try:
-        top = symtable.symtable(_python(source), "<cell>", "exec")
-    except (SyntaxError, ValueError):
-        return set()
-    names = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
-    for scope in _scopes(top):
-        if scope is not top:
-            names |= {s.get_name() for s in scope.get_symbols() if s.is_declared_global() and s.is_assigned()}
-    return names
-
-
-def _reads(source: str) -> tuple[set[str], set[str]]:
-    """Names a cell may read from the notebook's namespace: (at once, at its top level and not
-    bound earlier in the cell; later, inside a function, lambda, class or comprehension, which
-    may run at any time). A cell that does not parse reads nothing (it raises when run, as here)."""
+@functools.lru_cache(maxsize=4096)  # a class shares most cells: each text is analysed once per process
+def _names(source: str) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
+    """What a cell does with the notebook's namespace: (the names it binds, at module level or
+    `global` in a function; the names it reads at once, at its top level and not bound earlier in
+    the cell; the names it may read later, inside a function, lambda, class or comprehension,
+    which may run at any time; whether it star-imports). A cell that does not parse binds and
+    reads nothing (it raises SyntaxError when run, as here)."""
     try:
         tree = ast.parse(_python(source))
     except (SyntaxError, ValueError):
-        return set(), set()
+        return frozenset(), frozenset(), frozenset(), False
+    bound: set[str] = set()
     now: set[str] = set()
     later: set[str] = set()
-    bound: set[str] = set()
     for statement in tree.body:
         top = symtable.symtable(ast.unparse(statement), "<cell>", "exec")
         now |= {s.get_name() for s in top.get_symbols() if s.is_referenced()} - bound
         for scope in _scopes(top):
             if scope is not top:
                 later |= {s.get_name() for s in scope.get_symbols() if s.is_referenced() and s.is_global()}
-        bound |= _bound(ast.unparse(statement))
-    return now, later
+                bound |= {s.get_name() for s in scope.get_symbols() if s.is_declared_global() and s.is_assigned()}
+        bound |= {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    star = any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
+    return frozenset(bound), frozenset(now), frozenset(later), star
 
 
 def skip_plan(sources: list[str], skip: set[str]) -> set[int]:
@@ -114,26 +107,17 @@ def skip_plan(sources: list[str], skip: set[str]) -> set[int]:
     eval, magics). What a skipped cell binds is then read by nothing that runs, so skipping it
     changes no value a graded test sees; its other effects are the gate's concern (the source
     passes every graded test without these cells)."""
-    candidates = {i for i, s in enumerate(sources) if s.strip() in skip and not _star_import(s)}
-    reads = {i: _reads(s) for i, s in enumerate(sources)}
-    binds = {i: _bound(sources[i]) for i in candidates}
+    names = [_names(s) for s in sources]
+    candidates = {i for i, s in enumerate(sources) if s.strip() in skip and not names[i][3]}
     running: set[int] = set()
     more = set(range(len(sources))) - candidates
     while more:
-        if any((reads[i][0] | reads[i][1]) & _DYNAMIC for i in more):
+        if any((names[i][1] | names[i][2]) & _DYNAMIC for i in more):
             return set()
         running |= more
         more = {c for c in candidates - running
-                if any(binds[c] & (reads[r][1] | (reads[r][0] if c < r else set())) for r in running)}
+                if any(names[c][0] & (names[r][2] | (names[r][1] if c < r else frozenset())) for r in running)}
     return candidates - running
-
-
-def _star_import(source: str) -> bool:
-    try:
-        tree = ast.parse(_python(source))
-    except (SyntaxError, ValueError):
-        return False
-    return any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
 
 
 def runnable(nb, skip: set[str] = frozenset()) -> NotebookNode:

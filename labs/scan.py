@@ -25,6 +25,7 @@ the student's own.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ def _rule(full: list[str]) -> str | None:
                  if len(full) >= len(p) and all(fnmatchcase(c, q) for c, q in zip(full, p, strict=False))), None)
 
 
+@functools.lru_cache(maxsize=4096)  # a class shares most cells; the trees are only read
 def _parse(source: str) -> tuple[ast.Module | None, SyntaxError | None, bool]:
     """(tree, error, whether IPython syntax -- magics, shell escapes -- had to be transformed first)."""
     try:
@@ -183,9 +185,16 @@ def scan_source(source: str, cell: str, forbidden: Sequence[str] = (),
                 names: Mapping[str, str] = SETUP_NAMES, own: Collection[str] = ()) -> list[Finding]:
     """Findings in one cell. `names`: module-rooted names bound elsewhere ({name: dotted path});
     `own`: names the student's other cells bind (their own functions and variables)."""
+    return list(_scan_source(source, cell, tuple(forbidden), frozenset(names.items()), frozenset(own)))
+
+
+@functools.lru_cache(maxsize=4096)  # the same cell in the same notebook context: the same findings
+def _scan_source(source: str, cell: str, forbidden: tuple[str, ...], names_items: frozenset,
+                 own: frozenset[str]) -> tuple[Finding, ...]:
+    names = dict(names_items)
     tree, error, magic = _parse(source)
     if tree is None:
-        return [Finding("review", "does not parse", f"does not parse: {error.msg}", cell, error.lineno or 0)]
+        return (Finding("review", "does not parse", f"does not parse: {error.msg}", cell, error.lineno or 0),)
     found: list[Finding] = []
     shadowed = _bound(tree, module_scope=True) | set(own)  # no longer what the setup or an import bound
     bound = _bound(tree) | set(own)
@@ -248,7 +257,7 @@ def scan_source(source: str, cell: str, forbidden: Sequence[str] = (),
             if func[-1] in ("display", "publish_display_data") and (
                     any(k.arg == "raw" for k in node.keywords) or any(isinstance(a, ast.Dict) for a in args)):
                 add(node, "review", "IPython machinery", "displays a raw MIME bundle")
-    return _tidy(found)
+    return tuple(_tidy(found))
 
 
 def _tidy(found: list[Finding], order: Mapping[str, int] | None = None) -> list[Finding]:
