@@ -1,5 +1,6 @@
 """Shared fixtures. Notebooks under tests/ are test data, never nbval targets."""
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -14,7 +15,7 @@ import pytest
 from labs import ROOT, notebooks
 
 from .corpora import grade_corpora
-from .services import dask_cluster, postgres
+from .services import dask_cluster, idle_cpu_group, postgres, remove_group
 
 collect_ignore_glob = ["corpus/*", "data/*", "**/*.ipynb"]
 
@@ -33,33 +34,42 @@ _SERIAL = pytest.StashKey[tuple]()
 
 def pytest_collection_modifyitems(session, config, items):
     """The serial grading of the corpora (JOBS=1, SQLite) is the slowest job and needs one core:
-    it starts now, in the background at the lowest priority (on the core the one-process tests
-    leave idle), and the test that compares it runs last."""
+    it starts now, in the background at the lowest priority (`services.idle_cpu_group`: on the
+    core the one-process tests leave idle), and the test that compares it runs last."""
     serial = [item for item in items if getattr(item, "originalname", "") == SERIAL_TEST]
     if not serial or config.option.collectonly:
         return
     items[:] = [item for item in items if getattr(item, "originalname", "") != SERIAL_TEST] + serial
     folder = Path(tempfile.mkdtemp(prefix="lab-serial-"))
     log = open(folder / "serial.log", "w")
+    group = idle_cpu_group()
+
+    def low_priority():
+        os.nice(19)
+        if group is not None:
+            with contextlib.suppress(OSError):
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+
     proc = subprocess.Popen([sys.executable, "-m", "tests.corpora", str(folder)], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda: os.nice(19))
-    config.stash[_SERIAL] = (proc, folder)
+                            preexec_fn=low_priority)
+    config.stash[_SERIAL] = (proc, folder, group)
 
 
 def pytest_unconfigure(config):
-    proc, folder = config.stash.get(_SERIAL, (None, None))
+    proc, folder, group = config.stash.get(_SERIAL, (None, None, None))
     if proc is not None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         shutil.rmtree(folder, ignore_errors=True)
+        remove_group(group)
 
 
 @pytest.fixture(scope="session")
 def serial(request) -> dict:
     """The background serial grading's result (tests/corpora.py), waited for."""
-    proc, folder = request.config.stash[_SERIAL]
+    proc, folder, _ = request.config.stash[_SERIAL]
     try:
         proc.wait(timeout=3600)
     except subprocess.TimeoutExpired:

@@ -92,3 +92,30 @@ def dask_cluster(folder: Path, workers: int = 2):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def idle_cpu_group() -> Path | None:
+    """A cgroup-v1 cpu group with the smallest share (cpu.shares=2): what runs in it, and all it
+    starts, gets a CPU only when nothing else wants one. `nice` alone does not do that here: every
+    sandbox starts a session of its own, and the kernel's autogroups give each session an equal
+    share of the CPU whatever its nice value. None where no such group can be made (cgroup v2, no
+    permission): then nice only."""
+    from labs import sandbox
+
+    try:
+        group = Path("/sys/fs/cgroup/cpu") / sandbox._own_cgroup("cpu") / f"lab-idle-{os.getpid()}"
+        group.mkdir()
+        (group / "cpu.shares").write_text("2")
+        return group
+    except OSError:
+        return None
+
+
+def remove_group(group: Path | None) -> None:
+    for _ in range(50):  # its last processes may still be exiting
+        try:
+            if group is not None:
+                group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
