@@ -78,23 +78,24 @@ def _names(source: str) -> tuple[frozenset[str], frozenset[str], frozenset[str],
     """What a cell does with the notebook's namespace: (the names it binds, at module level or
     `global` in a function; the names it reads at once, at its top level and not bound earlier in
     the cell; the names it may read later, inside a function, lambda, class or comprehension,
-    which may run at any time; whether it star-imports). A cell that does not parse binds and
-    reads nothing (it raises SyntaxError when run, as here)."""
-    try:
-        tree = ast.parse(_python(source))
-    except (SyntaxError, ValueError):
-        return frozenset(), frozenset(), frozenset(), False
+    which may run at any time; whether it star-imports). A cell that does not parse, or is nested
+    too deeply to compile, binds and reads nothing (it raises when run, as here)."""
     bound: set[str] = set()
     now: set[str] = set()
     later: set[str] = set()
-    for statement in tree.body:
-        top = symtable.symtable(ast.unparse(statement), "<cell>", "exec")
-        now |= {s.get_name() for s in top.get_symbols() if s.is_referenced()} - bound
-        for scope in _scopes(top):
-            if scope is not top:
-                later |= {s.get_name() for s in scope.get_symbols() if s.is_referenced() and s.is_global()}
-                bound |= {s.get_name() for s in scope.get_symbols() if s.is_declared_global() and s.is_assigned()}
-        bound |= {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    try:
+        tree = ast.parse(_python(source))
+        for statement in tree.body:
+            top = symtable.symtable(ast.unparse(statement), "<cell>", "exec")
+            now |= {s.get_name() for s in top.get_symbols() if s.is_referenced()} - bound
+            for scope in _scopes(top):
+                if scope is not top:
+                    later |= {s.get_name() for s in scope.get_symbols() if s.is_referenced() and s.is_global()}
+                    bound |= {s.get_name() for s in scope.get_symbols()
+                              if s.is_declared_global() and s.is_assigned()}
+            bound |= {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # nor can Python compile it to run it
+        return frozenset(), frozenset(), frozenset(), False
     star = any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
     return frozenset(bound), frozenset(now), frozenset(later), star
 

@@ -179,6 +179,16 @@ def _parse(source: str) -> tuple[ast.Module | None, SyntaxError | None, bool]:
             return ast.parse(TransformerManager().transform_cell(source)), None, True
         except (ImportError, SyntaxError, ValueError):
             return None, err, False
+        except (MemoryError, RecursionError):
+            return None, _too_deep(), False
+    except (MemoryError, RecursionError):  # nested past what Python's parser takes: it cannot compile it either
+        return None, _too_deep(), False
+
+
+def _too_deep() -> SyntaxError:
+    err = SyntaxError("nested too deeply for Python to compile")
+    err.lineno = 1
+    return err
 
 
 def scan_source(source: str, cell: str, forbidden: Sequence[str] = (),

@@ -106,6 +106,7 @@ _SHOW = "x = 1\ndef helper():\n    return 2\n"
     ([_SHOW, "eval('x')"], True),
     ([_SHOW, "%time y = 3"], True),                       # magics go through get_ipython()
     ([_SHOW, "def f(:"], False),                          # does not parse: raises when run, reads nothing
+    ([_SHOW, "x = " + "-" * 200_000 + "1"], False),       # too deep for the parser (MemoryError): the same
     (["from math import *", "print(pi)"], True),          # a star import binds what no one can list
 ])
 def test_a_show_only_cell_is_skipped_only_when_nothing_that_runs_reads_its_names(cells, runs):

@@ -281,6 +281,9 @@ ATTACKS = [
     ("__dict__", "01_hardswish", 'fn = F.__dict__[name]', "review", "dynamic lookups", "__dict__"),
     # does not parse
     ("syntax error", "01_hardswish", "def f(:\n    pass", "review", "does not parse", "does not parse"),
+    # nested past Python's parser (MemoryError, not SyntaxError): a finding, never a crash of the grading pass
+    ("too deep to parse", "01_hardswish", "x = " + "-" * 200_000 + "1", "review", "does not parse", "too deeply"),
+    ("too deep to parse", "01_hardswish", "f = " + "lambda: " * 3000 + "1", "review", "does not parse", "too deeply"),
 ]
 
 

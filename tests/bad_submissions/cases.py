@@ -122,6 +122,12 @@ def _duplicate_cell_ids(release, good, wrong):
     return {f"{NOTEBOOK}.ipynb": json.dumps(text, indent=1).encode()}
 
 
+def _too_deep(release, good, wrong):
+    nb = _with_answer(release, good)
+    nb.cells.insert(_index(nb, ANSWER) + 1, nbformat.v4.new_code_cell("x = " + "-" * 200_000 + "1"))
+    return _file(nb)
+
+
 def _patch_above_setup(release, good, wrong):
     nb = _with_answer(release, wrong)
     nb.cells.insert(0, nbformat.v4.new_code_cell(
@@ -160,6 +166,8 @@ CASES = [
     Case("test_duplicated", "test_forward duplicated (same grade_id twice)", _test_duplicated),
     Case("duplicate_cell_ids", "two cells with the same nbformat cell id (nbgrader #1941)", _duplicate_cell_ids,
          problem="duplicate cell ids"),
+    Case("too_deep_to_parse", "a correct answer and a cell nested too deeply for Python's parser (MemoryError "
+         "where the grader parses it): that cell fails, nothing else", _too_deep, problem="does not parse"),
     # Tricks against the old in-kernel checks: now they change nothing (the judge sees only data), so each
     # scores exactly what the same wrong answer scores without the trick; the scan flags them for review.
     Case("patch_allclose", "a wrong answer and torch.allclose patched to always agree",
