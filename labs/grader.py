@@ -61,12 +61,6 @@ def skipped_sources(source_nb) -> set[str]:
     return {c.source.strip() for c in source_nb.cells if SKIP_TAG in c.metadata.get("tags", [])}
 
 
-def _python(source: str) -> str:
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager().transform_cell(source)
-
-
 def _scopes(table):
     yield table
     for child in table.get_children():
@@ -83,8 +77,10 @@ def _names(source: str) -> tuple[frozenset[str], frozenset[str], frozenset[str],
     bound: set[str] = set()
     now: set[str] = set()
     later: set[str] = set()
+    tree = scan.parse(source)[0]  # IPython syntax transformed, as the kernel runs it
+    if tree is None:
+        return frozenset(), frozenset(), frozenset(), False
     try:
-        tree = ast.parse(_python(source))
         for statement in tree.body:
             top = symtable.symtable(ast.unparse(statement), "<cell>", "exec")
             now |= {s.get_name() for s in top.get_symbols() if s.is_referenced()} - bound
@@ -94,7 +90,7 @@ def _names(source: str) -> tuple[frozenset[str], frozenset[str], frozenset[str],
                     bound |= {s.get_name() for s in scope.get_symbols()
                               if s.is_declared_global() and s.is_assigned()}
             bound |= {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
-    except (SyntaxError, ValueError, MemoryError, RecursionError):  # nor can Python compile it to run it
+    except (SyntaxError, RecursionError):  # nor can Python compile it to run it
         return frozenset(), frozenset(), frozenset(), False
     star = any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
     return frozenset(bound), frozenset(now), frozenset(later), star

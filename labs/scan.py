@@ -169,7 +169,7 @@ def _rule(full: list[str]) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)  # a class shares most cells; the trees are only read
-def _parse(source: str) -> tuple[ast.Module | None, SyntaxError | None, bool]:
+def parse(source: str) -> tuple[ast.Module | None, SyntaxError | None, bool]:
     """(tree, error, whether IPython syntax -- magics, shell escapes -- had to be transformed first)."""
     try:
         return ast.parse(source), None, False
@@ -202,7 +202,7 @@ def scan_source(source: str, cell: str, forbidden: Sequence[str] = (),
 def _scan_source(source: str, cell: str, forbidden: tuple[str, ...], names_items: frozenset,
                  own: frozenset[str]) -> tuple[Finding, ...]:
     names = dict(names_items)
-    tree, error, magic = _parse(source)
+    tree, error, magic = parse(source)
     if tree is None:
         return (Finding("review", "does not parse", f"does not parse: {error.msg}", cell, error.lineno or 0),)
     found: list[Finding] = []
@@ -294,7 +294,7 @@ def scan_notebook(nb, forbidden: Sequence[str] = (), student_cells: Callable[[ob
     nbgrader metadata is dropped when its line is, verbatim, one of the instructor's code lines: the release's
     own demonstration cells (which call F.hardswish to compare) are not the student's code."""
     chosen = student_cells or is_student_cell
-    codes = [(i, c, _parse(c.source)[0]) for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"]
+    codes = [(i, c, parse(c.source)[0]) for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"]
     names = dict(SETUP_NAMES)
     for _, _, tree in codes:  # imports and aliases hold for every later cell (and, run out of order, earlier ones)
         names = _names(tree, names, set()) if tree else names

@@ -1,12 +1,13 @@
 """Gates 3, 4 and 5 on the committed trees, and tests that each gate can fail."""
 
+import ast
 import shutil
 import subprocess
 
 import nbformat
 import pytest
 
-from labs import ROOT, build, checks, notebooks, studytime
+from labs import ROOT, build, checks, notebooks, scan, studytime
 
 
 def test_source_notebooks_are_clean():
@@ -152,15 +153,12 @@ def test_study_time_grows_with_the_lesson(tmp_path):
 
 def _string_messages(nb) -> list[str]:
     """assert_close calls whose msg= is a string: it replaces PyTorch's diff report (index, values)."""
-    import ast
-
     found = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        try:
-            tree = ast.parse("\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!"))))
-        except SyntaxError:
+        tree = scan.parse(cell.source)[0]
+        if tree is None:
             continue
         for node in ast.walk(tree):
             name = getattr(node, "func", None) and getattr(node.func, "attr", getattr(node.func, "id", ""))
