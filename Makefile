@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := all
-.PHONY: all setup build build-all normalize lint test test-cuda bench bench-grading lab clean help \
+.PHONY: all setup build build-all normalize lint system-deps test test-cuda bench bench-grading lab clean help \
 	assignment collect autograde export feedback report
 
 all: build
@@ -50,8 +50,13 @@ build-all: $(STAMP) normalize
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP)
-	LAB_DEVICE=cpu $(PY) -m pytest
+# The system packages the tests need (bubblewrap, postgresql, chromium) and root are checked first,
+# and installed with apt-get where that is possible; otherwise it stops before any test (tools/system-deps.sh).
+system-deps:
+	@bash tools/system-deps.sh
+
+test: $(STAMP) system-deps
+	LAB_DEVICE=cpu LAB_REQUIRE_BROWSER=1 $(PY) -m pytest
 	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
 	  && echo "A GPU is present: run 'make test-cuda' for the CUDA run." \
 	  || echo "NOTE: no GPU here, so the CUDA run of the solutions (make test-cuda) was NOT done."

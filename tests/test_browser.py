@@ -142,7 +142,7 @@ def _stop(proc: subprocess.Popen, server: Server | None) -> None:
 def chromium() -> Path:
     if not CHROMIUM.exists():
         reason = (f"Chromium not found at {CHROMIUM}: the browser test needs Debian's chromium "
-                  "(`apt-get install -y chromium`; .ci/run installs it when it can)")
+                  "(`apt-get install -y chromium`; `make test` installs it when it can)")
         if os.environ.get("LAB_REQUIRE_BROWSER") == "1":
             pytest.fail(reason + " and LAB_REQUIRE_BROWSER=1")
         pytest.skip(reason)
