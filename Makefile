@@ -1,6 +1,7 @@
 # Lab 2.1.3: Autograd Deep Dive — the front door.
 #   make            set up .venv (pinned) and build release/ and solutions/
 #   make test       every gate (sets up first when needed)
+#   make check      the maintainers' fast loop: ruff, import contracts, the gates and the unit tests
 #   make lab        JupyterLab on your working copy of the release (student/), with Validate
 #   make collect    instructor: LMS zips in downloaded/lab_2_1_3/archive/ -> submitted/
 #   make autograde  instructor: grade every submission, progress and a summary
@@ -21,7 +22,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := all
-.PHONY: all setup build build-all normalize lint system-deps test test-cuda bench bench-grading lab clean help \
+.PHONY: all setup build build-all normalize lint check system-deps test test-cuda bench bench-grading lab clean help \
 	assignment collect autograde export feedback report
 
 all: build
@@ -49,6 +50,14 @@ build-all: $(STAMP) normalize
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The fast loop: lint, the package's import contracts (pyproject.toml), the gates and the unit tests of
+# the scan, the judge and the set-up. No corpus grading, no browser: make test runs everything.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	LAB_DEVICE=cpu $(PY) -m pytest -q tests/test_gates.py tests/test_scan.py tests/test_judge.py \
+	  tests/test_setup.py tests/test_architecture.py
 
 # The system packages the tests need (bubblewrap, postgresql, chromium) and root are checked first,
 # and installed with apt-get where that is possible; otherwise it stops before any test (tools/system-deps.sh).
