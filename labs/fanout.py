@@ -12,10 +12,25 @@
     `nbgrader autograde` grades serially; SandboxedExecute finds every run by the same key,
     the judge decides, SaveAutoGrades writes the gradebook (the only gradebook writer).
 
-The key is a hash of what runs (cell types and sources, the probe kit, the runner, the
-limits, the device): a task that runs twice (a worker died, a regrade) computes the same
-key and the same data, and the coordinator writes a key once. A notebook nbgrader prepares
-differently from here (it never should) is simply executed by SandboxedExecute itself.
+The key (`run_key`) is a hash of everything that changes a run: the cell types and sources,
+the probe kit, the runner and the sandbox's sources, every limit (UNSAFE included), the
+device, and the Python and torch versions. A task that runs twice (a worker died, a regrade)
+computes the same key and the same data, and the coordinator writes a key once. A notebook
+nbgrader prepares differently from here (it never should) is simply executed by
+SandboxedExecute itself.
+
+One student's notebook stays that student's: a task that raises (a worker crashed on it,
+hostile data the reader could not take) is not stored, and nbgrader executes that notebook
+itself, where the failure is reported for that student only.
+
+Load never costs marks. A run with a timeout (a cell past its timeout, or the notebook past
+its wall-clock budget) is not stored from the batch: after the batch it is run again, alone,
+with the same limits (`retry`), while `Contention` measures how long the notebook's own
+processes waited for a CPU (the run-queue wait in /proc/<pid>/schedstat of every process the
+sandbox holds, sampled) while the cells that timed out ran. If the retry still times out and
+that wait reached `STARVED` of those cells' time, the machine was overloaded: the run is not
+stored, and the notebook is a grading error to rerun, never a wrong answer. An honest endless loop or a long sleep on a
+machine that gave it the CPU (a sleeping process waits for nothing) keeps its timeout.
 """
 
 from __future__ import annotations
@@ -23,9 +38,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sys
+import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import nbformat
@@ -33,14 +51,19 @@ import nbformat
 from . import notebooks, sandbox
 
 CACHE = Path(".lab-grader") / "runs"
+# A retry that still times out was starved when its processes waited for a CPU at least this
+# share of its wall-clock time (on an idle machine the wait is about 0; see Contention).
+STARVED = 0.2
 
 
 def run_key(nb, limits: sandbox.Limits) -> str:
+    """Everything that changes a run: the notebook, the probe kit, the runner and the sandbox's
+    sources, every limit (UNSAFE included), the device, Python and torch."""
     from . import grader
 
     parts = [json.dumps([(c.cell_type, c.source) for c in nb.cells]), grader.KIT.read_text(),
-             sandbox.RUNNER.read_text(), sandbox.device(),
-             f"{limits.cell_seconds}/{limits.notebook_seconds}/{limits.memory_mb}/{limits.threads}"]
+             sandbox.RUNNER.read_text(), Path(sandbox.__file__).read_text(), sandbox.device(),
+             json.dumps(asdict(limits), sort_keys=True), platform.python_version(), version("torch")]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -70,6 +93,117 @@ def store(course: Path, key: str, run: dict) -> bool:
     tmp.write_text(json.dumps(run))
     os.replace(tmp, path)
     return True
+
+
+def timed_out(run: dict | sandbox.Run) -> bool:
+    """A cell ran past its timeout, or the notebook past its wall-clock budget."""
+    data = asdict(run) if isinstance(run, sandbox.Run) else run
+    return any(s == "timeout" for s in data.get("statuses", {}).values()) or \
+        any("wall-clock budget" in str(e) for e in data.get("events", []))
+
+
+class Contention:
+    """How long the processes this process starts (the sandbox and everything in it) waited for
+    a CPU: the run-queue wait of /proc/<pid>/schedstat (second field, ns), sampled every
+    `interval` seconds over every descendant while the `with` block runs. A process that sleeps
+    waits for nothing; one that wants a CPU on a busy machine waits. Linux only: where schedstat
+    cannot be read, `available` is False and the wait is 0."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval, self.waited, self.ran, self.seconds = interval, 0.0, 0.0, 0.0
+        self.available = Path(f"/proc/{os.getpid()}/schedstat").is_file()
+        self._seen: dict[tuple[int, int], tuple[float, float]] = {}
+        self.series: list[tuple[float, float]] = []  # (seconds since the start, wait so far)
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        import psutil
+
+        try:
+            children = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            try:
+                ran, waited, _ = (int(x) for x in Path(f"/proc/{child.pid}/schedstat").read_text().split()[:3])
+                key = (child.pid, int(child.create_time() * 100))
+            except (OSError, ValueError, psutil.Error):
+                continue
+            self._seen[key] = (ran / 1e9, waited / 1e9)
+        self.series.append((time.monotonic() - self._t0, sum(w for _, w in self._seen.values())))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> Contention:
+        self._t0 = time.monotonic()
+        if self.available:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.monotonic() - self._t0
+        if self.available:
+            self._stop.set()
+            self._thread.join()
+        self.ran = sum(r for r, _ in self._seen.values())
+        self.waited = sum(w for _, w in self._seen.values())
+
+    @property
+    def share(self) -> float:
+        """The wait as a share of the wall-clock time (can pass 1 with several processes)."""
+        return self.waited / self.seconds if self.seconds else 0.0
+
+    def share_within(self, windows: list[tuple[float, float]]) -> float:
+        """The wait inside these windows (seconds since the start) as a share of their length."""
+        def at(t: float) -> float:
+            before = [w for s, w in self.series if s <= t]
+            return before[-1] if before else 0.0
+
+        length = sum(b - a for a, b in windows)
+        return sum(at(b) - at(a) for a, b in windows) / length if length > 0 else self.share
+
+
+@dataclass
+class Retry:
+    run: dict              # the retry's Run, as data
+    timed_out: bool        # the retry timed out too
+    starved: float         # Contention.share during the retry
+    overloaded: bool       # timed out while starved: a grading error to rerun, never a score
+
+    def note(self) -> str:
+        return (f"ran out of time while the grader was overloaded (its processes waited for a CPU "
+                f"{100 * self.starved:.0f}% of the time its timed-out cells ran): a grading error, "
+                "not a score; rerun `make autograde` on an idle machine")
+
+
+def timeout_windows(run: dict) -> list[tuple[float, float]]:
+    """When the cells that timed out ran, in seconds since the run started (from the run's own
+    timings: a notebook that forges them can only turn its own timeout into a grading error, never
+    into marks). Empty when the notebook ran past its wall-clock budget: the whole run counts."""
+    if any("wall-clock budget" in str(e) for e in run.get("events", [])):
+        return []
+    timing = run.get("timing", {})
+    t = float(timing.get("sandbox start", 0.0)) + float(timing.get("kernel start", 0.0))
+    windows = []
+    for index, seconds in sorted((int(k), float(v)) for k, v in run.get("cell_seconds", {}).items()):
+        if run.get("statuses", {}).get(index, run.get("statuses", {}).get(str(index))) == "timeout":
+            windows.append((t, t + seconds))
+        t += seconds
+    return windows
+
+
+def retry(cells: list[tuple[str, str]], limits: sandbox.Limits) -> Retry:
+    """Run a notebook that timed out once more, alone, with the same limits, measuring how long its
+    processes waited for a CPU while the cells that timed out ran (the whole run for a notebook
+    past its wall-clock budget)."""
+    with Contention() as load:
+        run = execute_task(cells, asdict(limits))
+    again = timed_out(run)
+    starved = load.share_within(timeout_windows(run)) if again else load.share
+    return Retry(run, again, starved, again and starved >= STARVED)
 
 
 def execute_task(cells: list[tuple[str, str]], limits: dict) -> dict:
@@ -118,15 +252,39 @@ def client_for(jobs: int, scheduler: str | None):
     return Client(cluster)
 
 
+def retry_timeouts(course: Path, pending: dict[str, tuple[list, list]], limits: sandbox.Limits,
+                   out=sys.stdout) -> dict[tuple[str, str], str]:
+    """Each run that timed out (key -> (cells, [(student, notebook)])), again, alone: stored unless
+    it timed out again on an overloaded machine. Returns {(student, notebook): note} for those."""
+    rerun: dict[tuple[str, str], str] = {}
+    for key, (cells, owners) in pending.items():
+        try:
+            again = retry(cells, limits)
+        except Exception:  # noqa: BLE001 - that notebook's alone: nbgrader executes it and reports it
+            continue
+        names = ", ".join(f"{s}/{n}" for s, n in owners)
+        if again.overloaded:
+            print(f"  retry {names}: still out of time, machine overloaded ({100 * again.starved:.0f}% "
+                  "waiting for a CPU): GRADING ERROR, rerun", file=out, flush=True)
+            rerun.update({owner: again.note() for owner in owners})
+            continue
+        print(f"  retry {names}: " + ("timed out again on a machine that gave it the CPU: the timeout stands"
+                                     if again.timed_out else "completed in time"), file=out, flush=True)
+        store(course, key, again.run)
+    return rerun
+
+
 def fan_out(course: Path, assignment: str, students: list[str], db_url: str, limits: sandbox.Limits,
             jobs: int, scheduler: str | None = None, out=sys.stdout) -> dict:
-    """Execute every submitted notebook of `students` in parallel; store each run. Returns counts."""
+    """Execute every submitted notebook of `students` in parallel; store each run; retry timeouts
+    alone. Returns counts, and `rerun`: {(student, notebook): note} for grading errors."""
     from dask.distributed import as_completed
     from tqdm import tqdm
 
     preprocessors = sanitize_preprocessors(course)
     names = [p.stem for p in sorted((course / "source" / assignment).glob("*.ipynb"))]
     todo: dict[str, list[tuple[str, str]]] = {}
+    owners: dict[str, list[tuple[str, str]]] = {}
     cached = skipped = 0
     for student in students:
         for name in names:
@@ -142,17 +300,31 @@ def fan_out(course: Path, assignment: str, students: list[str], db_url: str, lim
                 cached += 1
             else:
                 todo.setdefault(key, [(c.cell_type, c.source) for c in nb.cells])
-    stats = {"notebooks": cached + len(todo), "cached": cached, "executed": 0, "skipped": skipped, "seconds": 0.0}
+                owners.setdefault(key, []).append((student, name))
+    stats = {"notebooks": cached + len(todo), "cached": cached, "executed": 0, "skipped": skipped, "seconds": 0.0,
+             "crashed": 0, "retried": 0, "rerun": {}}
     if not todo:
         return stats
     t0 = time.perf_counter()
+    pending: dict[str, tuple[list, list]] = {}
     with client_for(jobs, scheduler) as client:
         futures = {client.submit(execute_task, cells, asdict(limits), key=f"lab-run-{key}", pure=False): key
                    for key, cells in todo.items()}
         with tqdm(total=len(futures), desc="executing notebooks", unit="nb", file=out, mininterval=1.0) as bar:
             for future in as_completed(futures):
-                store(course, futures[future], future.result())
+                key = futures[future]
+                try:
+                    run = future.result()
+                except Exception:  # noqa: BLE001 - that notebook's alone: nbgrader executes it and reports it
+                    stats["crashed"] += 1
+                else:
+                    if timed_out(run):
+                        pending[key] = (todo[key], owners[key])
+                    else:
+                        store(course, key, run)
                 stats["executed"] += 1
                 bar.update(1)
+    stats["retried"] = len(pending)
+    stats["rerun"] = retry_timeouts(course, pending, limits, out)
     stats["seconds"] = time.perf_counter() - t0
     return stats
