@@ -113,6 +113,9 @@ c.GenerateFeedback.preprocessors = [
 ]
 
 # --- collecting an LMS download ----------------------------------------------
+# `make collect` (labs/workflow.py collect) reads these settings and files each upload under the student
+# the LMS says uploaded it, refusing nested archives and inner names that claim another student; do not
+# run `nbgrader zip_collect` by hand: it takes the student id from names inside a student's own zip.
 # `nbgrader zip_collect lab_2_1_3` reads downloaded/lab_2_1_3/archive/*.zip, extracts to
 # downloaded/lab_2_1_3/extracted/, and files each notebook under submitted/<student>/.
 # File names like `<student>_<anything>_<notebook>.ipynb` (the common LMS pattern; also

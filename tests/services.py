@@ -95,17 +95,18 @@ def dask_cluster(folder: Path, workers: int = 2):
 
 
 def idle_cpu_group() -> Path | None:
-    """A cgroup-v1 cpu group with the smallest share (cpu.shares=2): what runs in it, and all it
-    starts, gets a CPU only when nothing else wants one. `nice` alone does not do that here: every
-    sandbox starts a session of its own, and the kernel's autogroups give each session an equal
-    share of the CPU whatever its nice value. None where no such group can be made (cgroup v2, no
-    permission): then nice only."""
+    """A cgroup-v1 cpu group with a small share (cpu.shares=128, an eighth of a normal group's): what
+    runs in it, and all it starts, mostly takes the CPU nothing else wants. Not the smallest share
+    (2): on a busy machine that starved the background grading so far that correct corpus answers
+    timed out. `nice` alone does not do this here: every sandbox starts a session of its own, and the
+    kernel's autogroups give each session an equal share of the CPU whatever its nice value. None
+    where no such group can be made (cgroup v2, no permission): then nice only."""
     from labs import sandbox
 
     try:
         group = Path("/sys/fs/cgroup/cpu") / sandbox._own_cgroup("cpu") / f"lab-idle-{os.getpid()}"
         group.mkdir()
-        (group / "cpu.shares").write_text("2")
+        (group / "cpu.shares").write_text("128")
         return group
     except OSError:
         return None

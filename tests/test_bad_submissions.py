@@ -241,7 +241,7 @@ def test_export_and_report(batch):
 
 
 def test_zip_collect(tmp_path):
-    """An LMS download (zip of `<student>_<id>_<notebook>.ipynb`) lands in submitted/."""
+    """An LMS download (zip of `<student>_<id>_<notebook>.ipynb`) lands in submitted/ through `make collect`."""
     (tmp_path / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text())
     shutil.copytree(ROOT / "release", tmp_path / "release")  # zip_collect matches release notebooks
     archive = tmp_path / "downloaded" / "lab_2_1_3" / "archive"
@@ -250,8 +250,8 @@ def test_zip_collect(tmp_path):
     with zipfile.ZipFile(archive / "lms_download.zip", "w") as zf:
         zf.writestr(f"alice_1234_{NOTEBOOK}.ipynb", nb)
         zf.writestr(f"bob.smith_98_attempt_{NOTEBOOK}.ipynb", nb)
-    proc = build.nbgrader("zip_collect", "lab_2_1_3", cwd=tmp_path, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    out = io.StringIO()
+    assert workflow.collect(tmp_path, out=out) == 0, out.getvalue()[-3000:]
     for student in ("alice", "bob.smith"):
         assert (tmp_path / "submitted" / student / "lab_2_1_3" / f"{NOTEBOOK}.ipynb").exists()
 
