@@ -5,6 +5,8 @@ Fast: nothing here executes a notebook; every snippet is only parsed.
 
 from __future__ import annotations
 
+import textwrap
+
 import nbformat
 import pytest
 
@@ -71,15 +73,28 @@ def test_source_notebooks_scanned_against_themselves_are_clean(lesson):
     assert scan_notebook(nb, FORBIDDEN[lesson], source=nb) == []
 
 
-def test_instructor_lines_in_unmarked_cells_are_not_the_students():
+def test_cells_are_chosen_by_text_not_metadata():
+    """Every code cell whose text differs from the source's is scanned, whatever its metadata says;
+    a cell identical to one of the source's is the instructor's."""
     answer = {"grade_id": "answer", "solution": True, "locked": False}
     source = _notebook(("ref = F.hardswish(x)\nprint(ref)", None), ("raise NotImplementedError()", answer))
-    submitted = _notebook(("ref = F.hardswish(x)\nprint(ref)\nimport subprocess", None),
-                          ("ref = F.hardswish(x)", answer))
-    found = [(f.kind, f.cell, f.line) for f in scan_notebook(submitted, FORBIDDEN["01_hardswish"])]
-    assert found == [("forbidden", "cell 0", 1), ("review", "cell 0", 3), ("forbidden", "answer", 1)]
+    hidden = {"grade_id": "test_x", "grade": True, "locked": True, "points": 1}  # the student's own metadata
+    submitted = _notebook(("ref = F.hardswish(x)\nprint(ref)", None), ("import subprocess", hidden),
+                          ("def hard_swish_custom(x):\n    return F.hardswish(x)", answer))
+    source.cells[1].source = "def hard_swish_custom(x):\n    raise NotImplementedError()"
     found = [(f.kind, f.cell, f.line) for f in scan_notebook(submitted, FORBIDDEN["01_hardswish"], source=source)]
-    assert found == [("review", "cell 0", 3), ("forbidden", "answer", 1)]  # answer cells are always the student's
+    assert found == [("review", "test_x", 1), ("forbidden", "answer", 2)]
+
+
+def test_a_scratch_cell_that_compares_with_the_builtin_is_not_flagged():
+    answer = {"grade_id": "answer", "solution": True, "locked": False}
+    source = _notebook(("def hard_swish_custom(x):\n    return x", answer))
+    scratch = "print((hard_swish_custom(x) - F.hardswish(x)).abs().max())"
+    submitted = _notebook(("def hard_swish_custom(x):\n    return x * (x + 3).clamp(0, 6) / 6", answer),
+                          (scratch, None))
+    assert scan_notebook(submitted, FORBIDDEN["01_hardswish"], source=source, allow=["torch.*", "F.*"]) == []
+    rebinds = _notebook(("hard_swish_custom = F.hardswish", None))  # a cell that binds the answer's name
+    assert [f.kind for f in scan_notebook(rebinds, FORBIDDEN["01_hardswish"], source=source)] == ["forbidden"]
 
 
 # (id, lesson, the student's code, kind, category, text the finding must contain)
@@ -282,7 +297,8 @@ ATTACKS = [
     # does not parse
     ("syntax error", "01_hardswish", "def f(:\n    pass", "review", "does not parse", "does not parse"),
     # nested past Python's parser (MemoryError, not SyntaxError): a finding, never a crash of the grading pass
-    ("too deep to parse", "01_hardswish", "x = " + "-" * 200_000 + "1", "review", "does not parse", "too deeply"),
+    ("too large to parse", "01_hardswish", "x = " + "-" * 200_000 + "1", "review", "does not parse", "too large"),
+    ("too deep to parse", "01_hardswish", "x = " + "-" * 90_000 + "1", "review", "does not parse", "too deeply"),
     ("too deep to parse", "01_hardswish", "f = " + "lambda: " * 3000 + "1", "review", "does not parse", "too deeply"),
 ]
 
@@ -290,6 +306,8 @@ ATTACKS = [
 @pytest.mark.parametrize(("lesson", "code", "kind", "category", "what"), [a[1:] for a in ATTACKS],
                          ids=[a[0] for a in ATTACKS])
 def test_attack_is_found(lesson, code, kind, category, what):
+    if kind == "forbidden":  # what an answer runs: inside its function (module level is a scratch comparison)
+        code = "def answer(x):\n" + textwrap.indent(code, "    ")
     found = scan_source(code, "answer", FORBIDDEN[lesson])
     assert any(f.kind == kind and f.category == category and what in f.what for f in found), found
     if kind == "review":
@@ -361,7 +379,7 @@ def test_patterns_match_consecutive_components(pattern, chain, hit):
 def test_notebook_scans_answers_and_added_cells_only():
     nb = _notebook(
         ("import subprocess as sp\ntorch.allclose = None", {"grade_id": "setup", "locked": True, "solution": False}),
-        ("y = F.hardswish(x)\ny = F.hardswish(x)", {"grade_id": "answer", "solution": True, "locked": False}),
+        ("hs = F.hardswish\nhs = F.hardswish", {"grade_id": "answer", "solution": True, "locked": False}),
         ("sp.run(['ls'])", None),
         ("import pickle", {"grade_id": "test_x", "grade": True, "locked": True, "points": 1}),
     )
