@@ -234,9 +234,16 @@ class ReferenceFailed(RuntimeError):
     pass
 
 
-def declaration(source_nb) -> dict:
-    """What the exercise re-implements, from the source notebook's metadata `lab.exercise`."""
-    return source_nb.metadata.get("lab", {}).get("exercise", {})
+def declaration(source_nb) -> dict[str, list[str]]:
+    """What the exercise re-implements and what its answers may use, from the source notebook's
+    metadata `lab.exercise` (the instructor's; a submission's metadata is never read): `reimplements`
+    (dotted patterns: a review flag in an answer cell), `ops` (aten names) and `calls` (qualified
+    Python names): evidence in a probe's own log; `allow` (dotted patterns an answer cell may use).
+    A missing key is an empty list."""
+    raw = source_nb.metadata.get("lab", {}).get("exercise", {})
+    raw = raw if isinstance(raw, dict) else {}
+    return {k: [str(v) for v in raw.get(k) or () if isinstance(v, str)]
+            for k in ("reimplements", "ops", "calls", "allow")}
 
 
 def reference(course: Path, assignment: str, notebook: str, cell_seconds: int = 60) -> dict[str, dict]:
@@ -293,11 +300,10 @@ class Judge(NbGraderPreprocessor):
         decl = declaration(source)
         ref = reference(course, assignment, name)
         run: sandbox.Run = resources.get("lab_run") or sandbox.Run(events=["the notebook was not executed"])
-        # the student's cells; a line copied verbatim from the lesson's own demo cells is not theirs
-        findings = scan.scan_notebook(nb, decl.get("reimplements", ()), source=source)
-        forbidden = [f for f in findings if f.kind == "forbidden"]
-        ops = frozenset(decl.get("ops", ()))
-        verdicts, dead = {}, None
+        # the cells whose text differs from the source's; a name in a cell is a review flag, never a score
+        findings = scan.scan_notebook(nb, decl["reimplements"], source=source, allow=decl["allow"])
+        ops, calls = frozenset(decl["ops"]), frozenset(decl["calls"])
+        verdicts, dead, evidence, flags = {}, None, [], []
         for i, cell in enumerate(nb.cells):
             status = run.statuses.get(i)
             if cell.cell_type == "code" and dead is None and status in ("died", "timeout") \
@@ -311,12 +317,11 @@ class Judge(NbGraderPreprocessor):
                         "; ".join(run.events) or (f"cell {dead[0]}: {dead[1]}" if dead else "no result")) + ")"
                 elif status in ("died", "timeout"):
                     not_run = f"this cell {'timed out' if status == 'timeout' else 'ended with the kernel dead'}"
-                if forbidden:
-                    f = forbidden[0]
-                    message = (f"Your code {f.what} ({f.cell}, line {f.line}): the exercise is to implement it "
-                               "yourself, so this test scores zero.")
-                else:
-                    message = judge.verdict(ref.get(gid, {}), run.outputs.get(i, []), ops, not_run)
+                # zero for delegation only on this test's own evidence: its probes' op and call logs
+                result = judge.judge_cell(ref.get(gid, {}), run.outputs.get(i, []), ops, calls, not_run)
+                message = result.message
+                evidence += [f"{gid}: {e}" for e in result.evidence]
+                flags += [f"runtime: {gid}: {f}" for f in dict.fromkeys(result.flags)]
                 verdicts[gid] = message
                 cell.outputs = [] if message is None else [_failed(message)]
             elif cell.cell_type == "code":
@@ -328,8 +333,8 @@ class Judge(NbGraderPreprocessor):
             "events": run.events,
             "statuses": {str(i): s if s != "error" else f"error {run.errors.get(i, '')}".strip()
                          for i, s in run.statuses.items() if s != "ok" and not notebooks.is_graded_test(nb.cells[i])},
-            "forbidden": [f"{f.what} ({f.cell}, line {f.line})" for f in forbidden],
-            "review": [f"{f.category}: {f.what} ({f.cell}, line {f.line})" for f in findings if f.kind == "review"],
+            "forbidden": evidence,
+            "review": [f"{f.category}: {f.what} ({f.cell}, line {f.line})" for f in findings] + flags,
             "seconds": round(run.seconds, 1),
             "ran_in_fanout": bool(resources.get("lab_run_cached")),
             "unsafe": limits().unsafe,
