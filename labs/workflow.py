@@ -194,7 +194,7 @@ def _findings(name: str, report: dict) -> list[str]:
     for index, status in sorted(report.get("statuses", {}).items(), key=lambda kv: int(kv[0])):
         if status in STATUS_TEXT:  # an exception in a student's cell is theirs: the verdicts say what it cost
             out.append(f"{name}: {STATUS_TEXT[status]} (cell {index})")
-    out += [f"{name}: uses what the exercise re-implements: {f} (its graded tests score zero)"
+    out += [f"{name}: ran what the exercise re-implements: {f} (that test scores zero)"
             for f in report.get("forbidden", [])]
     return out
 
