@@ -1,35 +1,62 @@
 """Every notebook runs in a sandbox of its own (bubblewrap + a cgroup), and only data comes out.
 
-`run_notebook(nb, limits)` writes the notebook into a private work folder, starts
-`labs/sandbox_runner.py` inside bubblewrap, waits at most the notebook's wall-clock
-budget, kills everything the submission started, and returns what each code cell did
-(`Run`), read from the runner's log as hostile data (size-capped, type-checked).
+`run_notebook(nb, limits)` opens the runner's log in a private folder of the grader's, starts
+`labs/sandbox_runner.py` inside bubblewrap with that log as an inherited descriptor, waits at most
+the notebook's wall-clock budget, kills everything the submission started, and returns what each
+code cell did (`Run`), read from the log as hostile data.
 
-What the sandbox gives the student's code:
-- no network (its own network namespace: only its own loopback);
-- the system, the Python prefix and the venv read-only; nothing else of this machine:
-  no course (source, release, solutions, gradebook, other students' work, autograded
-  and feedback trees), no home folder, no grader environment variables (`--clearenv`);
-- a private writable work folder holding only its notebook, and a private /tmp;
-- its own PID namespace (`--die-with-parent`): every process it started dies with it;
-- a cgroup: memory and process count bounded for the whole submission, not per process;
-- rlimits: CPU time, file size, no core dumps, per-process address space;
-- a per-cell timeout (inside), a wall-clock budget per notebook (enforced from outside),
-  an output cap in bytes per cell and per notebook (enforced when reading).
-The grader never blocks on the submission: the runner's stdout and stderr go to a file,
-the wait has a deadline, and the kill does not depend on the submission's cooperation.
+What the sandbox gives the student's code, in the order data flows:
+1. In: bubblewrap's options come on an in-memory file (`--args FD`), so no command line names a
+   host path; the notebook, a copy of the trusted matplotlib font list and the runner's source
+   are copied in (`--file`, `--ro-bind-data`): no folder of the grader's is bound.
+2. What it sees: the system (/usr and friends, a few /etc files), the Python prefix and the venv,
+   read-only; nothing else of this machine: no course (source, release, solutions, gradebook,
+   other students' work, autograded and feedback trees), no home folder, no grader environment
+   variables (`--clearenv`), no network (its own network namespace: only its own loopback).
+   The one host path it can read is the prefix's and the venv's own: they are bound at their own
+   paths because a venv is not relocatable (its scripts, pyvenv.cfg and /proc/self/mountinfo
+   name it), so the course's folder name shows as the venv's parent. Nothing else of the
+   grader's (its temporary folders, the course's other files, its working folder) shows in any
+   /proc/*/cmdline, environ, mountinfo or fd link.
+3. Where it writes: a work folder (/sandbox, holding its notebook) and /tmp, each a tmpfs of
+   `disk_mb` MiB (`--size`). Nothing lands on the grader's disk; tmpfs pages are memory, so they
+   count in the memory bound too. A folder that fills up is reported as an event ("the
+   submission filled its disk bound of N MiB").
+4. What it may ask the kernel: a seccomp filter (`--seccomp FD`, `seccomp_filter`, classic BPF
+   built here) makes ptrace, mount, namespaces (unshare, setns, clone with a namespace flag),
+   bpf, keyrings, modules, kexec, perf, userfaultfd, io_uring, process_vm_*, handles and a few
+   more fail with EPERM, as does any other architecture's system call (i386 and x32 on x86_64).
+   An architecture without a filter (neither x86_64 nor aarch64) raises SandboxUnavailable: it
+   never runs unfiltered. Nested user namespaces are off (`--disable-userns`) as well; no
+   capabilities (`--cap-drop ALL`, uid 65534).
+5. How long and how much: its own PID namespace, the runner as PID 1 (`--as-pid-1`,
+   `--die-with-parent`): every process it started dies with it; a cgroup bounds memory and
+   process count for the whole submission, not per process; rlimits bound CPU time, file size,
+   core dumps and per-process address space; a per-cell timeout (inside), a wall-clock budget
+   per notebook (from outside).
+6. Out: the runner writes one record per cell to the log descriptor, which only the runner holds
+   (the kernel never inherits it; the runner is non-dumpable and ignores the signals a process
+   inside can send to PID 1: labs/sandbox_runner.py says how). A killed runner means missing
+   records, never forged ones. The kernel's own cells' outputs are still the kernel's word.
+7. Read back (`_read_cells`): bytes per line and in all, nesting depth checked before parsing
+   (`MAX_DEPTH`), a time budget, known fields and types; a bad line drops that record only.
+The grader never blocks on the submission: the runner's stdout and stderr go nowhere, the wait
+has a deadline, and the kill does not depend on the submission's cooperation.
 
 If the sandbox cannot be created, `SandboxUnavailable` says why; `Limits(unsafe=True)`
-(the instructor's explicit `--unsafe`) runs without bubblewrap and cgroup instead.
+(the instructor's explicit `--unsafe`) runs without bubblewrap, cgroup and seccomp instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -64,6 +91,7 @@ class Limits:
     cell_output_bytes: int = 1 << 20
     notebook_output_bytes: int = 8 << 20
     file_bytes: int = 256 << 20
+    disk_mb: int = int(os.environ.get("LAB_GRADE_DISK_MB", 512))   # each of the work folder and /tmp (tmpfs)
     threads: int = 1                         # torch/OpenMP threads per notebook (notebooks run side by side)
     unsafe: bool = False
 
@@ -164,6 +192,68 @@ def _own_cgroup(controller: str) -> str:
     raise OSError(f"no {controller or 'unified'} cgroup for this process")
 
 
+# --- seccomp: the system calls a notebook never needs ----------------------------------
+
+# name: (x86_64 number, aarch64 number); None where the call does not exist on that architecture.
+# Checked against the kernel headers by tests/test_sandbox_edges.py.
+DENIED_SYSCALLS: dict[str, tuple[int | None, int | None]] = {
+    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
+    "pidfd_getfd": (438, 438), "kcmp": (312, 272),
+    "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41), "chroot": (161, 51),
+    "open_tree": (428, 428), "move_mount": (429, 429), "fsopen": (430, 430), "fsconfig": (431, 431),
+    "fsmount": (432, 432), "fspick": (433, 433), "mount_setattr": (442, 442),
+    "unshare": (272, 97), "setns": (308, 268),
+    "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282),
+    "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218),
+    "kexec_load": (246, 104), "kexec_file_load": (320, 294), "init_module": (175, 105),
+    "finit_module": (313, 273), "delete_module": (176, 106), "create_module": (174, None),
+    "swapon": (167, 224), "swapoff": (168, 225), "reboot": (169, 142), "acct": (163, 89),
+    "quotactl": (179, 60), "quotactl_fd": (443, 443), "syslog": (103, 116), "vhangup": (153, 58),
+    "open_by_handle_at": (304, 265), "name_to_handle_at": (303, 264), "lookup_dcookie": (212, 18),
+    "settimeofday": (164, 170), "clock_settime": (227, 112), "clock_adjtime": (305, 266),
+    "adjtimex": (159, 171), "iopl": (172, None), "ioperm": (173, None), "uselib": (134, None),
+    "nfsservctl": (180, 42), "_sysctl": (156, None), "fanotify_init": (300, 262),
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+}
+# clone(2) with a namespace flag is unshare(2) by another name; clone3 passes its flags in memory
+# a filter cannot read, so it answers ENOSYS and the C library falls back to clone(2).
+CLONE_NAMESPACE_FLAGS = 0x7E020080   # NEWTIME, NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+_ARCHES = {  # machine: (AUDIT_ARCH_*, column in DENIED_SYSCALLS, clone, clone3)
+    "x86_64": (0xC000003E, 0, 56, 435),
+    "aarch64": (0xC00000B7, 1, 220, 435),
+}
+_EPERM, _ENOSYS = 1, 38
+RET_ALLOW, RET_ERRNO = 0x7FFF0000, 0x00050000
+X32_SYSCALL_BIT = 0x40000000
+
+
+def seccomp_filter(machine: str) -> bytes:
+    """The classic-BPF program bubblewrap installs (`--seccomp FD`) before it starts the runner:
+    the listed calls, clone(2) with a namespace flag, any other architecture's calls (i386 and
+    x32 on x86_64) fail with EPERM; clone3 fails with ENOSYS; everything else is allowed."""
+    if machine not in _ARCHES:
+        raise SandboxUnavailable(f"no seccomp filter for this machine's architecture ({machine!r}); the sandbox "
+                                 "will not run notebooks unfiltered (pass --unsafe to grade without a sandbox)")
+    arch, column, clone, clone3 = _ARCHES[machine]
+    prog: list[tuple[int, str | int, str | int, int]] = []  # (code, jump if true, jump if false, k)
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    prog += [(ld, 0, 0, 4), (jeq, 0, "deny", arch), (ld, 0, 0, 0)]
+    if machine == "x86_64":
+        prog.append((jge, "deny", 0, X32_SYSCALL_BIT))
+    for number in sorted({row[column] for row in DENIED_SYSCALLS.values() if row[column] is not None}):
+        prog.append((jeq, "deny", 0, number))
+    prog += [(jeq, "enosys", 0, clone3), (jeq, 0, "allow", clone), (ld, 0, 0, 16),
+             (jset, "deny", "allow", CLONE_NAMESPACE_FLAGS)]
+    labels = {"allow": len(prog), "deny": len(prog) + 1, "enosys": len(prog) + 2}
+    prog += [(ret, 0, 0, RET_ALLOW), (ret, 0, 0, RET_ERRNO | _EPERM), (ret, 0, 0, RET_ERRNO | _ENOSYS)]
+    out = bytearray()
+    for pc, (code, jt, jf, k) in enumerate(prog):
+        jt, jf = (labels[j] - pc - 1 if isinstance(j, str) else j for j in (jt, jf))
+        assert 0 <= jt < 256 and 0 <= jf < 256
+        out += struct.pack("=HBBI", code, jt, jf, k)
+    return bytes(out)
+
+
 # --- bubblewrap --------------------------------------------------------------------------
 
 def _system_binds() -> list[str]:
@@ -185,23 +275,53 @@ def _system_binds() -> list[str]:
     return args
 
 
-def bwrap_command(work: Path, argv: list[str], env: dict[str, str]) -> list[str]:
+def _memfd(name: str, data: bytes) -> int:
+    """An anonymous in-memory file holding `data`, read from its start by bubblewrap."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)   # Popen's pass_fds makes it inheritable in bwrap only
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def bwrap_command(files: dict[str, bytes], argv: list[str], env: dict[str, str], limits: Limits,
+                  fds: list[int]) -> list[str]:
+    """bubblewrap's command line: `bwrap --args FD -- ARGV`, every option (host paths included) in an
+    in-memory file, so no process's command line names them. `files` (path in the work folder:
+    content) are copied into the sandbox's own work folder. The descriptors to pass to bwrap are
+    appended to `fds`; the caller closes them."""
     bwrap = shutil.which("bwrap")
     if not bwrap:
         raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed: `apt-get install bubblewrap`, "
                                  "or pass --unsafe to grade without a sandbox")
-    args = [bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
-            "--die-with-parent", "--new-session", "--hostname", "sandbox",
+    seccomp = seccomp_filter(platform.machine())
+    disk = str(limits.disk_mb << 20)
+    args = ["--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox",
             # /tmp first: a later bind hides an earlier one, and the venv may live under /tmp
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *_system_binds(),
-            "--bind", str(work), "/sandbox", "--ro-bind", str(RUNNER), "/grader/runner.py", "--chdir", "/sandbox",
-            "--clearenv"]
+            "--proc", "/proc", "--dev", "/dev", "--size", disk, "--perms", "1777", "--tmpfs", "/tmp",
+            *_system_binds(),
+            "--size", disk, "--perms", "0777", "--tmpfs", "/sandbox"]
+    for name in sorted({str(Path(n).parent) for n in files} - {"."}):
+        args += ["--perms", "0777", "--dir", f"/sandbox/{name}"]
+    for name, data in files.items():
+        fds.append(_memfd(name, data))
+        args += ["--perms", "0666", "--file", str(fds[-1]), f"/sandbox/{name}"]
+    fds.append(_memfd("runner", RUNNER.read_bytes()))
+    args += ["--perms", "0444", "--ro-bind-data", str(fds[-1]), "/grader/runner.py", "--chdir", "/sandbox",
+             "--clearenv"]
     if env.get("LAB_DEVICE") == "cuda":
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(dev), str(dev)]
     for key, value in env.items():
         args += ["--setenv", key, value]
-    return args + argv
+    fds.append(_memfd("seccomp", seccomp))
+    args += ["--seccomp", str(fds[-1])]
+    if any("\0" in a for a in args):
+        raise ValueError("an argument of the sandbox holds a NUL character")
+    fds.append(_memfd("args", b"".join(a.encode() + b"\0" for a in args)))
+    return [bwrap, "--args", str(fds[-1]), "--", *argv]   # bubblewrap takes the command itself only here
 
 
 _FONT_CACHE: list[Path] = []
@@ -224,15 +344,14 @@ def _font_cache() -> Path | None:
     return found[-1] if found else None
 
 
-def _seed_matplotlib(work: Path) -> None:
-    """A writable MPLCONFIGDIR in the work folder, holding a copy of the trusted font list."""
-    config = work / ".matplotlib"
-    config.mkdir()
-    os.chmod(config, 0o777)
+def _work_files(nb) -> dict[str, bytes]:
+    """What the work folder starts with: the notebook, and a writable MPLCONFIGDIR holding a copy of
+    the trusted font list."""
+    files = {"notebook.ipynb": nbformat.writes(nb).encode()}
     cache = _font_cache()
     if cache:
-        shutil.copyfile(cache, config / cache.name)
-        os.chmod(config / cache.name, 0o666)
+        files[f".matplotlib/{cache.name}"] = cache.read_bytes()
+    return files
 
 
 def _sandbox_env(limits: Limits) -> dict[str, str]:
@@ -249,13 +368,13 @@ def check(limits: Limits = Limits()) -> None:
     """Raise SandboxUnavailable unless a sandbox can be created here (cheap: runs `true`)."""
     if limits.unsafe:
         return
-    with tempfile.TemporaryDirectory(prefix="lab-sandbox-") as tmp:
-        cgroup = Cgroup(limits)
-        try:
-            proc = subprocess.run(bwrap_command(Path(tmp), ["/bin/true"], {}), capture_output=True, text=True,
-                                  timeout=30)
-        finally:
-            cgroup.remove()
+    cgroup, fds = Cgroup(limits), []
+    try:
+        cmd = bwrap_command({}, ["/bin/true"], {}, limits, fds)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, pass_fds=fds)
+    finally:
+        _close(fds)
+        cgroup.remove()
     if proc.returncode:
         raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here: {proc.stderr.strip()[:500]}")
 
@@ -266,16 +385,16 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
     """Execute `nb` in a fresh sandbox; return each code cell's status and outputs."""
     run, started = Run(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lab-sandbox-") as tmp:
-        work = Path(tmp) / "work"
-        work.mkdir()
-        os.chmod(work, 0o777)
-        nbformat.write(nb, str(work / "notebook.ipynb"))
-        _seed_matplotlib(work)
-        log = Path(tmp) / "runner.log"
+        # The runner's log: opened here, outside anything the sandbox can see, and handed to the
+        # runner as an inherited descriptor (see labs/sandbox_runner.py for who holds it).
+        log = Path(tmp) / "cells.jsonl"
+        log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fds = [log_fd]
         argv = [str(Path(sys.executable)), "/grader/runner.py" if not limits.unsafe else str(RUNNER),
-                "notebook.ipynb", "cells.jsonl", str(limits.cell_seconds), str(limits.cell_output_bytes)]
+                "notebook.ipynb", str(log_fd), str(limits.cell_seconds), str(limits.cell_output_bytes),
+                str(limits.notebook_output_bytes)]
         env = _sandbox_env(limits)
-        cgroup = None if limits.unsafe else Cgroup(limits)
+        cgroup = None
 
         def enter():
             if cgroup:
@@ -289,29 +408,42 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
 
         try:
             if limits.unsafe:
+                work = Path(tmp) / "work"
+                work.mkdir()
+                for name, data in _work_files(nb).items():
+                    (work / name).parent.mkdir(exist_ok=True)
+                    (work / name).write_bytes(data)
                 cmd = argv
                 env = {**env, "HOME": str(work), "MPLCONFIGDIR": str(work / ".matplotlib"),
                        "IPYTHONDIR": str(Path(tmp) / "ipython"), "JUPYTER_RUNTIME_DIR": str(Path(tmp) / "rt")}
             else:
-                cmd = bwrap_command(work, argv, env)
-            with open(log, "wb") as out:
-                popen_at = time.time()
-                proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                        preexec_fn=enter, start_new_session=True)
-                try:
-                    proc.wait(timeout=limits.notebook_seconds)
-                except subprocess.TimeoutExpired:
-                    run.events.append(f"the notebook ran past its wall-clock budget of {limits.notebook_seconds} s "
-                                      "and was stopped")
-                finally:
-                    _kill_group(proc)
-                    if cgroup:
-                        cgroup.kill()
+                work = Path(tmp)   # bwrap's working directory; the sandbox's work folder is its own tmpfs
+                cmd = bwrap_command(_work_files(nb), argv, env, limits, fds)
+                cgroup = Cgroup(limits)
+            popen_at = time.time()
+            # The runner's stdout and stderr are inherited by the kernel: not a file on the grader's disk.
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, preexec_fn=enter, start_new_session=True,
+                                    pass_fds=fds)
+            _close(fds)   # the log's only writer is now the runner
+            try:
+                proc.wait(timeout=limits.notebook_seconds)
+            except subprocess.TimeoutExpired:
+                run.events.append(f"the notebook ran past its wall-clock budget of {limits.notebook_seconds} s "
+                                  "and was stopped")
+            finally:
+                _kill_group(proc)
+                if cgroup:
+                    cgroup.kill()
             ended_at = time.time()
             if cgroup and cgroup.oom_killed():
                 run.events.append(f"the submission ran out of its memory bound ({limits.memory_mb} MiB for all "
                                   "its processes together) and a process was killed")
-            _read_cells(work / "cells.jsonl", nb, limits, run)
+            try:
+                _read_cells(log, nb, limits, run)
+            except Exception as err:  # noqa: BLE001 - one notebook's log never stops the batch
+                run.events.append(f"the runner's log could not be read ({type(err).__name__}); "
+                                  "the rest of it was dropped")
             runner = run.timing.pop("runner", None)
             if isinstance(runner, dict) and all(isinstance(runner.get(k), float) for k in ("started", "kernel_ready")):
                 run.timing = {"sandbox start": max(0.0, runner["started"] - popen_at),
@@ -319,11 +451,17 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
                 if isinstance(runner.get("done"), float):
                     run.timing["teardown"] = max(0.0, ended_at - runner["done"])
         finally:
+            _close(fds)
             if cgroup:
                 cgroup.kill()
                 cgroup.remove()
     run.seconds = time.monotonic() - started
     return run
+
+
+def _close(fds: list[int]) -> None:
+    while fds:
+        os.close(fds.pop())
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -334,14 +472,41 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+MAX_DEPTH = 64             # JSON nesting of one log line (an output's own JSON data included)
+READ_SECONDS = 10.0        # for the whole log: far above what its byte budget takes to parse
+_DISK_PLACES = {"work": "work folder", "tmp": "/tmp"}
+
+
+def _depth_within(line: bytes, limit: int) -> bool:
+    """Whether the JSON text `line` nests at most `limit` arrays and objects deep (linear time, no
+    recursion; a line that is not JSON may pass here and fail json.loads)."""
+    line = re.sub(rb'\\.', b"", line)               # escapes out: every '"' left opens or closes a string
+    line = re.sub(rb'"[^"]*"', b"", line)           # strings out
+    brackets = line.translate(None, _NOT_BRACKETS)
+    if len(brackets) <= 2 * limit:
+        return True
+    import numpy as np  # a running depth over up to a line's length of brackets, in C
+
+    opens = np.isin(np.frombuffer(brackets, dtype=np.uint8), (ord("["), ord("{")))
+    return int(np.cumsum(opens.astype(np.int64) * 2 - 1).max()) <= limit
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def _read_cells(path: Path, nb, limits: Limits, run: Run) -> None:
-    """The runner's log, as hostile data: bounded reads, known fields, known types."""
+    """The runner's log, as hostile data: bounded reads (bytes per line and in all, nesting depth
+    checked before parsing, a time budget), known fields, known types. A line that fails any of
+    these is dropped: its cell has no record, and the other cells keep theirs."""
     if not path.is_file():
         return
     code = {i for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-    budget = limits.notebook_output_bytes
+    budget, deadline, dropped = limits.notebook_output_bytes, time.monotonic() + READ_SECONDS, 0
     with open(path, "rb") as fh:
         while budget > 0:
+            if time.monotonic() > deadline:
+                run.events.append("reading the notebook's records took too long; the rest was dropped")
+                return
             line = fh.readline(min(budget, limits.cell_output_bytes + 4096) + 1)
             if not line:
                 break
@@ -353,14 +518,15 @@ def _read_cells(path: Path, nb, limits: Limits, run: Run) -> None:
                     budget -= len(line)
                 continue
             try:
+                if not _depth_within(line, MAX_DEPTH):
+                    raise ValueError("nested too deeply")
                 entry = json.loads(line)
                 if isinstance(entry, dict) and isinstance(entry.get("runner"), dict):
-                    marks = run.timing.setdefault("runner", {})
-                    for key, value in list(entry["runner"].items())[:4]:
-                        marks.setdefault(str(key)[:20], value)
+                    _runner_marks(entry["runner"], limits, run)
                     continue
                 index, status, outputs = entry["index"], entry["status"], entry["outputs"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError, MemoryError):
+                dropped += 1
                 continue
             if type(index) is int and index in code and status in STATUSES and isinstance(outputs, list):
                 run.statuses.setdefault(index, status)
@@ -373,3 +539,18 @@ def _read_cells(path: Path, nb, limits: Limits, run: Run) -> None:
             if fh.read(1):
                 run.events.append(f"the notebook's output exceeded {limits.notebook_output_bytes >> 20} MiB; "
                                   "the rest was dropped")
+    if dropped:
+        run.events.append(f"{dropped} record(s) of the runner's log were malformed and dropped")
+
+
+def _runner_marks(marks: dict, limits: Limits, run: Run) -> None:
+    """The runner's own marks: timing (informational), and a bounded folder that filled up."""
+    timing = run.timing.setdefault("runner", {})
+    for key in ("started", "kernel_ready", "done"):
+        if isinstance(marks.get(key), float):
+            timing.setdefault(key, marks[key])
+    place = _DISK_PLACES.get(marks.get("disk_full")) if isinstance(marks.get("disk_full"), str) else None
+    if place and not limits.unsafe:
+        event = f"the submission filled its disk bound of {limits.disk_mb} MiB (its {place})"
+        if event not in run.events:
+            run.events.append(event)
