@@ -9,6 +9,8 @@
 #   make feedback   instructor: feedback/<student>/lab_2_1_3/*.html (no hidden tests)
 #   make report     instructor: report/lab_2_1_3.md + .png (which tests the class missed)
 #   make bench-grading  stock nbgrader vs ours on a 60-notebook class, side by side
+#   make hub        (root) the course on a JupyterHub with nbgrader's exchange; make hub-stop stops it
+#   make handout    the release as one zip for an LMS (artifacts/handout/)
 # See README.md for the student, instructor and maintainer workflows.
 
 SHELL := /bin/bash
@@ -22,7 +24,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := all
-.PHONY: all setup build build-all normalize lint check system-deps test test-cuda bench bench-grading lab clean help \
+.PHONY: all setup build build-all normalize lint check system-deps test hub hub-stop hub-class handout test-cuda bench bench-grading lab clean help \
 	assignment collect autograde export feedback report
 
 all: build
@@ -64,7 +66,7 @@ check: $(STAMP)
 system-deps:
 	@bash tools/system-deps.sh
 
-test: $(STAMP) system-deps
+test: system-deps $(STAMP)
 	LAB_DEVICE=cpu LAB_REQUIRE_BROWSER=1 $(PY) -m pytest
 	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
 	  && echo "A GPU is present: run 'make test-cuda' for the CUDA run." \
@@ -113,3 +115,19 @@ report: $(STAMP)
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback .pytest_cache .lab-grader
+
+# --- the course on a JupyterHub (labs/hub, hub/): as root, on the class's server ---------------
+# make hub STUDENTS="alice bob": the hub in the foreground (Ctrl-C stops it); prints URL, accounts, demo password
+hub: $(STAMP) build
+	$(PY) -m labs.hub start $(STUDENTS)
+
+# stops the hub and every process of its accounts; REMOVE_CLASS=1 also deletes the accounts it created
+hub-stop: $(STAMP)
+	$(PY) -m labs.hub stop $(if $(REMOVE_CLASS),--remove-class)
+
+hub-class: $(STAMP)
+	$(PY) -m labs.hub class $(STUDENTS)
+
+# the release as one zip for an LMS: artifacts/handout/lab_2_1_3-handout.zip
+handout: $(STAMP) build
+	$(PY) -m labs.hub handout

@@ -4,6 +4,7 @@
 #   bubblewrap  every graded notebook runs in a bubblewrap sandbox (labs/sandbox.py)
 #   postgresql  a test grades into a PostgreSQL server it starts itself (tests/services.py)
 #   chromium    the browser test drives Debian's Chromium through Playwright (tests/test_browser.py)
+#   npm         the hub test installs JupyterHub's configurable-http-proxy from npm (labs/hub)
 #   root        each sandbox gets a cgroup of its own (memory and process count of the whole submission)
 #
 # Missing packages are installed with apt-get where this runs as root and apt-get exists. Anywhere else
@@ -24,6 +25,7 @@ missing_packages() {
     missing+=(postgresql)
   fi
   [[ -x $chromium ]] || missing+=(chromium)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   echo "${missing[*]}"
 }
 
