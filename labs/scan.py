@@ -407,6 +407,13 @@ def is_student_cell(cell) -> bool:
     return cell.get("cell_type") == "code" and (not _nbgrader(cell) or bool(_nbgrader(cell).get("solution")))
 
 
+def _unmarked(source: str) -> str:
+    """A source cell's whole text, its nbgrader region markers dropped (the setup cell binds in both)."""
+    return "\n".join(line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS",
+                                             "### BEGIN SOLUTION", "### END SOLUTION"))
+
+
 def _hidden(source: str) -> str:
     """The hidden-test regions of a source cell's text."""
     out, inside = [], False
@@ -513,12 +520,19 @@ _COMPARERS = {"allclose", "isclose", "equal", "assert_close", "gradcheck", "grad
 
 def hidden_region_problems(source_nb) -> list[str]:
     """Where a hidden-test region of the source computes a verdict in the kernel instead of recording
-    a raw value (point 2 of the design): an `assert`, a comparison (==, <, is, ...) or a comparing
-    function (allclose, equal, gradcheck, torch.testing, ...), a subtraction of two call results, or a
-    call of a notebook-level helper other than `_probe` and those the setup's hidden region defines
-    (the input builders), which the student could rebind. Texts are the instructor's, for a gate."""
-    setup = {n for c in source_nb.cells if c.get("cell_type") == "code" and _nbgrader(c).get("grade_id") == "setup"
-             for n in _bound(parse(_hidden(c.source))[0] or ast.Module([], []), module_scope=True)}
+    a raw value (point 2 of the design), for a gate: an `assert`; a comparing function (allclose,
+    equal, gradcheck, torch.testing, ...); a comparison or a subtraction of two computed values inside
+    what a `_probe` records (`lambda: f(x) - g(x)`, `lambda: f(x) == g(x)`; a comparison with a
+    literal, such as `g is None`, only encodes the student's value); a subtraction of two call results
+    anywhere; a call of what the lesson declares it re-implements (`reimplements`); a call of a
+    notebook-level helper other than `_probe`, those the setup cell binds (the input builders) and
+    those the region defines itself, which the student could rebind. Texts are the instructor's."""
+    reimplemented = [str(p) for p in source_nb.metadata.get("lab", {}).get("exercise", {}).get("reimplements", [])]
+    setup_trees = [parse(_unmarked(c.source))[0] or ast.Module([], []) for c in source_nb.cells
+                   if c.get("cell_type") == "code" and _nbgrader(c).get("grade_id") == "setup"]
+    setup = {n for tree in setup_trees for n in _bound(tree, module_scope=True)}
+    setup |= {(a.asname or a.name).split(".")[0] for tree in setup_trees for node in ast.walk(tree)
+              if isinstance(node, ast.Import | ast.ImportFrom) for a in node.names}
     problems = []
     for c in source_nb.cells:
         text = _hidden(c.source) if c.get("cell_type") == "code" else ""
@@ -527,19 +541,27 @@ def hidden_region_problems(source_nb) -> list[str]:
             continue
         gid = _nbgrader(c).get("grade_id") or "a cell"
         mine = _bound(tree)  # what the region itself defines (its own lambdas' helpers, loop variables)
+        recorded = {id(n) for call in ast.walk(tree) if isinstance(call, ast.Call) and _chain(call.func) == ["_probe"]
+                    for arg in call.args[1:2] for n in ast.walk(arg)}
         for node in ast.walk(tree):
             line = getattr(node, "lineno", 0)
             if isinstance(node, ast.Assert):
                 problems.append(f"{gid}, hidden line {line}: asserts in the kernel")
-            elif isinstance(node, ast.Compare):
-                problems.append(f"{gid}, hidden line {line}: compares in the kernel ({ast.unparse(node)[:60]})")
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.left, ast.Call) \
-                    and isinstance(node.right, ast.Call):
+            elif isinstance(node, ast.Compare) and id(node) in recorded and \
+                    not any(isinstance(side, ast.Constant) for side in (node.left, *node.comparators)):
+                problems.append(f"{gid}, hidden line {line}: records a comparison ({ast.unparse(node)[:60]})")
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and (
+                    isinstance(node.left, ast.Call) and isinstance(node.right, ast.Call)
+                    or id(node) in recorded and not isinstance(node.left, ast.Constant)
+                    and not isinstance(node.right, ast.Constant)):
                 problems.append(f"{gid}, hidden line {line}: subtracts two results in the kernel")
             elif isinstance(node, ast.Call):
                 chain = _chain(node.func)
                 if any(c in _COMPARERS for c in chain):
                     problems.append(f"{gid}, hidden line {line}: calls {_text(chain)}, which compares in the kernel")
+                elif any(matches(pattern, chain) for pattern in reimplemented):
+                    problems.append(f"{gid}, hidden line {line}: computes with {_text(chain)}, the built-in the "
+                                    "exercise re-implements, in the kernel")
                 elif len(chain) == 1 and chain[0].startswith("_") and chain[0] != "_probe" \
                         and chain[0] not in setup and chain[0] not in mine:
                     problems.append(f"{gid}, hidden line {line}: calls {chain[0]}, a helper the student can rebind")

@@ -179,3 +179,31 @@ def test_diff_report_gate_catches_a_string_message():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         'torch.testing.assert_close(a, b, msg=lambda m: f"x\\n{m}")\ntorch.testing.assert_close(a, b, msg="wrong")')])
     assert _string_messages(nb) == ["cell 0 line 2"]
+
+
+@pytest.mark.parametrize("lesson", [p.stem for p in notebooks.lesson_paths(ROOT / "source")])
+def test_hidden_tests_record_raw_values(lesson):
+    """Hidden regions only record what the student's code returned on the grader's inputs: no assert, no
+    comparison or difference in what is recorded, no built-in computed in the kernel, no helper the student
+    could rebind (labs.scan.hidden_region_problems). The judge compares, outside the kernel."""
+    assert scan.hidden_region_problems(notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")) == []
+
+
+@pytest.mark.parametrize("planted, problem", [
+    ("_probe('gap', lambda: _gap(vmap(f)(_x), vmap(_softmax_rows)(_x)))", "_gap, a helper the student can rebind"),
+    ("_probe('diff', lambda: f(_x) - g(_x))", "subtracts two results"),
+    ("_probe('same', lambda: f(_x) == g(_x))", "records a comparison"),
+    ("_probe('ref', lambda: torch.nn.functional.softmax(_x, -1))", "the built-in the exercise re-implements"),
+    ("assert f(_x).shape == _x.shape", "asserts in the kernel"),
+    ("_probe('close', lambda: torch.allclose(f(_x), _x))", "compares in the kernel"),
+])
+def test_raw_values_gate_catches_a_planted_comparison(planted, problem):
+    """The gate on lesson 3's real source with one hidden line planted (the first is the probe this gate
+    was written for: "yours minus softmax's" through a global helper)."""
+    nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / "03_modern_swish.ipynb")
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "### END HIDDEN TESTS" in c.source
+                and notebooks.grade_id(c) != "setup")
+    cell.source = cell.source.replace("### END HIDDEN TESTS", planted + "\n### END HIDDEN TESTS", 1)
+    found = scan.hidden_region_problems(nb)
+    assert len(found) == 1 and problem in found[0], found
+

@@ -1,6 +1,7 @@
 # expect: fails test_hooks_memory
 # why: collects the recomputed tensors without detaching: list, tensors and recomputed graph form a reference cycle
 #   through C++ that the garbage collector cannot free, so every recomputed activation outlives backward
+# selfcheck: hooks_selfcheck fails "still alive after it"
 # %% cell: hooks_answer
 def hooks_checkpoint(function, *args, preserve_rng_state=True):
     devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []

@@ -1,5 +1,6 @@
 # expect: fails test_second_derivative
 # why: a common buggy version: sigmoid computed in setup_context (grad mode off) is a constant, so f'' is wrong
+# selfcheck: swish_selfcheck fails "gradgradcheck failed"
 # %% cell: swish_answer
 class ModernSwishFunction(Function):
     generate_vmap_rule = True

@@ -1,5 +1,6 @@
 # expect: fails test_vmap_rule
 # why: x.transpose(0, b), not movedim: right on 2-d inputs, reorders a sample's dims when b >= 2
+# selfcheck: vmap_rule_selfcheck fails "differs from torch.softmax"
 # %% cell: swish_answer
 class ModernSwishFunction(Function):
     generate_vmap_rule = True

@@ -1,0 +1,35 @@
+# expect: fails test_hooks_memory
+# why: the recomputation's pack collects a detached copy but returns the tensor itself: autograd keeps what pack
+#   returns, so tanh's recomputed output holds itself through its own grad_fn (torch's rule: what pack_hook returns
+#   must not hold the input tensor) and outlives backward
+# selfcheck: hooks_selfcheck fails "still alive after it"
+# %% cell: hooks_answer
+def hooks_checkpoint(function, *args, preserve_rng_state=True):
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    if preserve_rng_state:
+        cpu_state = torch.get_rng_state()
+        cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
+    recomputed = []
+    packed = [0]
+
+    def collect(tensor):
+        recomputed.append(tensor.detach())
+        return tensor
+
+    def pack(tensor):
+        packed[0] += 1
+        return packed[0] - 1
+
+    def unpack(position):
+        if not recomputed:
+            with torch.random.fork_rng(devices=devices, enabled=preserve_rng_state):
+                if preserve_rng_state:
+                    torch.set_rng_state(cpu_state)
+                    for device, state in zip(devices, cuda_states):
+                        torch.cuda.set_rng_state(state, device)
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(collect, lambda t: t):
+                    function(*args)
+        return recomputed[position]
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        return function(*args)

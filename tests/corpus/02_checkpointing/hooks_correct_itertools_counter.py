@@ -1,0 +1,29 @@
+# expect: full
+# why: positions from itertools.count, the recomputation stored in a dict by position
+# %% cell: hooks_answer
+import itertools
+
+
+def hooks_checkpoint(function, *args, preserve_rng_state=True):
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    states = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]) if preserve_rng_state else None
+    positions = itertools.count()
+    store = {}
+
+    def unpack(position):
+        if not store:
+
+            def keep(t):
+                store[len(store)] = t.detach()
+
+            with torch.random.fork_rng(devices=devices, enabled=preserve_rng_state):
+                if states is not None:
+                    torch.set_rng_state(states[0])
+                    for d, s in zip(devices, states[1]):
+                        torch.cuda.set_rng_state(s, d)
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda _: None):
+                    function(*args)
+        return store[position]
+
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: next(positions), unpack):
+        return function(*args)

@@ -1,0 +1,36 @@
+# expect: full
+# why: a correct answer whose cell ends with a scratch comparison against torch.utils.checkpoint (not inside any
+#   graded test). Full marks need "zero only on evidence" (labs/scan.py, labs/grader.py): until then the scan
+#   zeroes it
+# %% cell: hooks_answer
+def hooks_checkpoint(function, *args, preserve_rng_state=True):
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    if preserve_rng_state:
+        cpu_state = torch.get_rng_state()
+        cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
+    recomputed = []
+    count = 0
+
+    def pack(tensor):
+        nonlocal count
+        count += 1
+        return count - 1
+
+    def unpack(position):
+        if not recomputed:
+            with torch.random.fork_rng(devices=devices, enabled=preserve_rng_state):
+                if preserve_rng_state:
+                    torch.set_rng_state(cpu_state)
+                    for device, state in zip(devices, cuda_states):
+                        torch.cuda.set_rng_state(state, device)
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
+                        lambda t: recomputed.append(t.detach()), lambda _: None):
+                    function(*args)
+        return recomputed[position]
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        return function(*args)
+
+
+scratch = seeded_randn(3, 4, key=99).requires_grad_(True)
+print((hooks_checkpoint(torch.tanh, scratch) - torch_checkpoint(torch.tanh, scratch, use_reentrant=False)).abs().max())
