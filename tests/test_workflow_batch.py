@@ -71,6 +71,20 @@ def test_json_depth_is_linear_and_skips_strings():
     assert time.perf_counter() - t0 < 5
 
 
+def test_a_truncated_notebook_is_read_in_linear_time(tmp_path):
+    """Attack kept as a test: a notebook cut off inside a string (a truncated upload, or one written that
+    way) made the string-skipping pattern backtrack exponentially: 36 s for 26 escapes, and the bad-
+    submission batch's malformed notebook hung `make autograde` for the whole class. Now 15 MB of it is
+    read in about a second, and the notebook is left to the reader, which quarantines it."""
+    raw = b'{"cells": [{"cell_type": "code", "source": "' + b"ab\\n" * 5_000_000
+    t0 = time.perf_counter()
+    assert workflow.json_depth(raw, 64) == 3
+    path = tmp_path / "truncated.ipynb"
+    path.write_bytes(raw[:4000])
+    assert workflow.over_bounds(path) is None  # not JSON: the reader's quarantine says so
+    assert time.perf_counter() - t0 < 10
+
+
 def test_export_feedback_report_refuse_after_an_unfinished_autograde(tmp_path, capsys):
     """A batch that crashed (state left 'started') or left grading errors: the steps after it
     refuse in capitals and say how to rerun; a completed batch lets them run."""
