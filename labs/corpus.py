@@ -13,7 +13,9 @@ student release; an answer cell the entry does not name gets the model answer (t
 source's, markers dropped), so an entry about one exercise of a lesson is graded with
 the other exercises answered right. The result is submitted and graded like any
 student's work.
-`expect: fails ...` lists exactly the graded tests that must lose their points.
+`expect: fails ...` lists exactly the graded tests that must lose their points. An entry
+whose trick the grader must flag for an instructor's review says `# review: flagged`; every
+other entry that expects full marks is an honest answer, and must raise no flag at all.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Entry:
     expect_full: bool
     expect_fails: frozenset[str]
     cells: dict[str, str]   # answer grade_id -> replacement source
+    expect_review: bool = False   # `# review: flagged`: the grader must flag it for review
 
     @property
     def student(self) -> str:
@@ -66,7 +69,7 @@ def parse(path: Path) -> Entry:
     text = path.read_text(encoding="utf-8")
     header = {}
     for line in text.splitlines():
-        m = re.match(r"^# (expect|why): (.*)$", line)
+        m = re.match(r"^# (expect|why|review): (.*)$", line)
         if m:
             header[m.group(1)] = m.group(2).strip()
     expect = header.get("expect", "")
@@ -80,7 +83,7 @@ def parse(path: Path) -> Entry:
         notebook=path.parent.name, name=path.stem, why=header.get("why", ""),
         expect_full=expect == "full",
         expect_fails=frozenset(expect.split()[1:]) if expect != "full" else frozenset(),
-        cells=cells,
+        cells=cells, expect_review=header.get("review") == "flagged",
     )
 
 

@@ -78,3 +78,21 @@ def test_corpus_verdict(graded, entry):
         assert lost == set(entry.expect_fails), (
             f"{entry.why}: expected to lose {sorted(entry.expect_fails)}, lost {sorted(lost)}")
         assert all(got[gid][0] == 0 for gid in lost)
+
+
+@pytest.mark.parametrize("entry", [e for e in corpus.entries() if e.expect_full], ids=lambda e: e.student)
+def test_honest_answers_raise_no_flag(graded, entry):
+    """Review flags are for tricks, not for honest work: every answer that expects full marks gets no flag from
+    the scan or the probe kit and no finding (an entry marked `# review: flagged` is a trick the grader must
+    flag), and the solution gets none either."""
+    result = graded["results"][entry.student]
+    if entry.expect_review:
+        assert result.review, f"{entry.name}: a trick the grader should flag for review was not flagged"
+    else:
+        assert result.review == [] and result.findings == [], (
+            f"{entry.name}: an honest answer was flagged: {result.review + result.findings}")
+
+
+def test_the_solution_raises_no_flag(graded):
+    result = graded["results"]["solution"]
+    assert result.review == [] and result.findings == [], result.review + result.findings

@@ -1,7 +1,6 @@
 # expect: full
 # why: a correct answer whose cell ends with a scratch comparison against the built-in, run when the cell runs
 #   (not inside any graded test): comparing is fine, only calling the built-in from the answer is delegation.
-#   Full marks need "zero only on evidence" (labs/scan.py, labs/grader.py): until then the scan zeroes it.
 # %% cell: hardswish_answer
 class HardSwishFunction(Function):
     @staticmethod

@@ -1,7 +1,6 @@
 # expect: full
 # why: a correct answer whose cell ends with a scratch comparison against torch.utils.checkpoint (not inside any
-#   graded test). Full marks need "zero only on evidence" (labs/scan.py, labs/grader.py): until then the scan
-#   zeroes it
+#   graded test): comparing is fine, only a graded test whose own run shows the built-in scores zero
 # %% cell: hooks_answer
 def hooks_checkpoint(function, *args, preserve_rng_state=True):
     devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []

@@ -1,5 +1,6 @@
 # expect: full
 # why: the solution's answer plus torch.allclose made always true: verdicts come from probe data, so full marks
+# review: flagged
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     """Gradient checkpointing: keep a function's inputs, recompute its activations in backward.

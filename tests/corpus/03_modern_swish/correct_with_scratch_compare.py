@@ -1,6 +1,6 @@
 # expect: full
-# why: a correct answer whose cell ends with a scratch comparison against F.silu (not inside any graded test). Full
-#   marks need "zero only on evidence" (labs/scan.py, labs/grader.py): until then the scan zeroes it
+# why: a correct answer whose cell ends with a scratch comparison against F.silu (not inside any graded test):
+#   comparing is fine, only a graded test whose own run shows the built-in scores zero
 # %% cell: swish_answer
 class ModernSwishFunction(Function):
     generate_vmap_rule = True

@@ -1,6 +1,6 @@
 # expect: full
 # why: a correct rule, then a scratch comparison with torch.softmax under vmap at the end of the cell (not inside any
-#   graded test). Full marks need "zero only on evidence": until then the scan zeroes it
+#   graded test): comparing is fine, only a graded test whose own run shows the built-in scores zero
 # %% cell: vmap_rule_answer
 class NumpySoftmaxFunction(Function):
     @staticmethod
