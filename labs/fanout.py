@@ -54,7 +54,7 @@ CACHE = Path(".lab-grader") / "runs"
 # A retry that still times out was starved when its processes waited for a CPU at least this
 # share of its wall-clock time (on an idle machine the wait is about 0; see Contention).
 STARVED = 0.2
-
+KIT_FAILED = "the grader's probe kit did not load"   # labs/grader.py execute
 
 def run_key(nb, limits: sandbox.Limits) -> str:
     """Everything that changes a run: the notebook, the probe kit, the runner and the sandbox's
@@ -96,21 +96,29 @@ def store(course: Path, key: str, run: dict) -> bool:
 
 
 def timed_out(run: dict | sandbox.Run) -> bool:
-    """A cell ran past its timeout, or the notebook past its wall-clock budget."""
+    """A cell ran past its timeout, the notebook past its wall-clock budget, or the grader's own
+    first cell (the probe kit, before any student code) did not finish: all retried."""
     data = asdict(run) if isinstance(run, sandbox.Run) else run
     return any(s == "timeout" for s in data.get("statuses", {}).values()) or \
-        any("wall-clock budget" in str(e) for e in data.get("events", []))
+        any("wall-clock budget" in str(e) for e in data.get("events", [])) or kit_failed(data)
+
+
+def kit_failed(run: dict | sandbox.Run) -> bool:
+    data = asdict(run) if isinstance(run, sandbox.Run) else run
+    return any(str(e) == KIT_FAILED for e in data.get("events", []))
 
 
 class Contention:
     """How long the processes this process starts (the sandbox and everything in it) waited for
     a CPU: the run-queue wait of /proc/<pid>/schedstat (second field, ns), sampled every
-    `interval` seconds over every descendant while the `with` block runs. A process that sleeps
+    `interval` seconds over every descendant started while the `with` block runs; and how many
+    CPUs the rest of the machine kept busy meanwhile (`others_cores`, from /proc/stat). A process that sleeps
     waits for nothing; one that wants a CPU on a busy machine waits. Linux only: where schedstat
     cannot be read, `available` is False and the wait is 0."""
 
     def __init__(self, interval: float = 0.1):
         self.interval, self.waited, self.ran, self.seconds = interval, 0.0, 0.0, 0.0
+        self.others = 0.0  # CPU-seconds the rest of the machine used meanwhile (all CPUs' busy time less ours)
         self.available = Path(f"/proc/{os.getpid()}/schedstat").is_file()
         self._seen: dict[tuple[int, int], tuple[float, float]] = {}
         self.series: list[tuple[float, float]] = []  # (seconds since the start, wait so far)
@@ -124,6 +132,8 @@ class Contention:
         except psutil.Error:
             return
         for child in children:
+            if child.pid in self._before:  # not the block's: started before it (a test's load, a worker)
+                continue
             try:
                 ran, waited, _ = (int(x) for x in Path(f"/proc/{child.pid}/schedstat").read_text().split()[:3])
                 key = (child.pid, int(child.create_time() * 100))
@@ -137,7 +147,14 @@ class Contention:
             self._sample()
 
     def __enter__(self) -> Contention:
+        import psutil
+
+        try:
+            self._before = {c.pid for c in psutil.Process().children(recursive=True)}
+        except psutil.Error:
+            self._before = set()
         self._t0 = time.monotonic()
+        self._busy0 = _busy_seconds()
         if self.available:
             self._thread = threading.Thread(target=self._loop, daemon=True)
             self._thread.start()
@@ -150,6 +167,12 @@ class Contention:
             self._thread.join()
         self.ran = sum(r for r, _ in self._seen.values())
         self.waited = sum(w for _, w in self._seen.values())
+        self.others = max(0.0, _busy_seconds() - self._busy0 - self.ran)
+
+    @property
+    def others_cores(self) -> float:
+        """How many CPUs the rest of the machine kept busy, on average, while the block ran."""
+        return self.others / self.seconds if self.seconds else 0.0
 
     @property
     def share(self) -> float:
@@ -166,14 +189,27 @@ class Contention:
         return sum(at(b) - at(a) for a, b in windows) / length if length > 0 else self.share
 
 
+def _busy_seconds() -> float:
+    """All CPUs' busy time since boot, in seconds (/proc/stat: everything but idle and iowait)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Retry:
     run: dict              # the retry's Run, as data
     timed_out: bool        # the retry timed out too
     starved: float         # Contention.share during the retry
     overloaded: bool       # timed out while starved: a grading error to rerun, never a score
+    others_cores: float = 0.0  # CPUs the rest of the machine kept busy during the retry
 
     def note(self) -> str:
+        if kit_failed(self.run):
+            return ("the grader's own first cell (the probe kit) did not finish, before any of the student's code "
+                    "ran: a grading error, not a score; rerun `make autograde` on an idle machine")
         return (f"ran out of time while the grader was overloaded (its processes waited for a CPU "
                 f"{100 * self.starved:.0f}% of the time its timed-out cells ran): a grading error, "
                 "not a score; rerun `make autograde` on an idle machine")
@@ -203,7 +239,12 @@ def retry(cells: list[tuple[str, str]], limits: sandbox.Limits) -> Retry:
         run = execute_task(cells, asdict(limits))
     again = timed_out(run)
     starved = load.share_within(timeout_windows(run)) if again else load.share
-    return Retry(run, again, starved, again and starved >= STARVED)
+    # Starved: its processes waited for a CPU, AND the rest of the machine left it less than one
+    # free CPU (a notebook whose own children compete with each other waits too, on an idle
+    # machine: that timeout is its own). The grader's own first cell (the probe kit) never
+    # timing out is not the student's doing either: a grading error whatever the load.
+    busy = starved >= STARVED and load.others_cores > (os.cpu_count() or 1) - 1
+    return Retry(run, again, starved, again and (busy or kit_failed(run)), load.others_cores)
 
 
 def execute_task(cells: list[tuple[str, str]], limits: dict) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -37,11 +38,12 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from nbgrader.preprocessors import DeduplicateIds as _DeduplicateIds
 from traitlets import Bool, Integer, Unicode
 
-from . import judge, notebooks, sandbox, scan
+from . import fanout, judge, notebooks, sandbox, scan
 
 STASH = "lab_submitted_outputs"
 REPORT = "lab_grading"
 KIT = Path(__file__).with_name("probekit.py")
+KIT_SECONDS = 180  # the kit's own cell timeout (it imports torch)
 
 
 SKIP_TAG = "grading-skip"  # a source cell that only shows (timings, plots, demos, self-checks)
@@ -199,14 +201,18 @@ def execute(nb, cell_seconds: int = 60, lim: sandbox.Limits | None = None) -> sa
     """Run a (runnable) notebook with the probe kit first, in a sandbox; results indexed like `nb`."""
     with_kit = copy.deepcopy(nb)
     with_kit.cells.insert(0, nbformat.v4.new_code_cell(KIT.read_text()))
-    raw = sandbox.run_notebook(with_kit, lim or limits(cell_seconds))
+    lim = lim or limits(cell_seconds)
+    # The kit imports torch before any student code: on a loaded machine that can take longer than a
+    # student's cell may, and it is never the student's doing (labs/fanout.py retries a kit that failed).
+    lim = dataclasses.replace(lim, first_cell_seconds=max(KIT_SECONDS, lim.cell_seconds))
+    raw = sandbox.run_notebook(with_kit, lim)
     run = sandbox.Run(events=raw.events, seconds=raw.seconds, timing=dict(raw.timing))
     run.cell_seconds = {i - 1: t for i, t in raw.cell_seconds.items()}
     run.statuses = {i - 1: s for i, s in raw.statuses.items() if i > 0}
     run.outputs = {i - 1: o for i, o in raw.outputs.items() if i > 0}
     run.errors = {i - 1: e for i, e in raw.errors.items() if i > 0}
-    if raw.statuses.get(0, "ok") != "ok":
-        run.events.append("the grader's probe kit did not load")
+    if raw.statuses.get(0, "ok") != "ok" or (raw.statuses and 0 not in raw.statuses) or not raw.statuses:
+        run.events.append(fanout.KIT_FAILED)
     return run
 
 

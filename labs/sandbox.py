@@ -87,6 +87,7 @@ class Limits:
     address_space_factor: int = 2            # per-process RLIMIT_AS, in units of memory_mb
     processes: int = 256                     # threads count too (torch, ipykernel)
     cell_seconds: int = 60
+    first_cell_seconds: int | None = None    # the first code cell's own timeout (the grader's probe kit)
     notebook_seconds: int = int(os.environ.get("LAB_GRADE_NOTEBOOK_SECONDS", 900))
     cell_output_bytes: int = 1 << 20
     notebook_output_bytes: int = 8 << 20
@@ -392,7 +393,7 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
         fds = [log_fd]
         argv = [str(Path(sys.executable)), "/grader/runner.py" if not limits.unsafe else str(RUNNER),
                 "notebook.ipynb", str(log_fd), str(limits.cell_seconds), str(limits.cell_output_bytes),
-                str(limits.notebook_output_bytes)]
+                str(limits.notebook_output_bytes), str(limits.first_cell_seconds or limits.cell_seconds)]
         env = _sandbox_env(limits)
         cgroup = None
 

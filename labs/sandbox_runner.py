@@ -1,6 +1,8 @@
 """Runs INSIDE the sandbox: execute one notebook, cell by cell, and write what each cell did.
 
-    python sandbox_runner.py IN.ipynb LOG_FD CELL_TIMEOUT CELL_OUTPUT_BYTES NOTEBOOK_OUTPUT_BYTES
+    python sandbox_runner.py IN.ipynb LOG_FD CELL_TIMEOUT CELL_OUTPUT_BYTES NOTEBOOK_OUTPUT_BYTES [FIRST_CELL_TIMEOUT]
+
+FIRST_CELL_TIMEOUT (default CELL_TIMEOUT) is the first code cell's: the grader's own, when it puts one there.
 
 LOG_FD is a descriptor the coordinator (labs/sandbox.py) opened on a file outside the sandbox and
 passed down. One JSON line when the kernel is ready ({"runner": {"started": t, "kernel_ready": t}}),
@@ -138,7 +140,7 @@ class Watch(threading.Thread):
             time.sleep(0.2)
 
 
-def main(src: str, log_fd: int, timeout: int, limit: int, budget: int) -> int:
+def main(src: str, log_fd: int, timeout: int, limit: int, budget: int, first_timeout: int | None = None) -> int:
     started = time.time()
     _not_dumpable()
     os.set_inheritable(log_fd, False)
@@ -155,13 +157,16 @@ def main(src: str, log_fd: int, timeout: int, limit: int, budget: int) -> int:
         watch.kernel = client.km.provisioner.process.pid
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # after the kernel started: it keeps its default
         log.write({"runner": {"started": started, "kernel_ready": time.time()}}, counted=False)
+        first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), None)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
+            limit_s = first_timeout if index == first and first_timeout else timeout
+            client.timeout = limit_s
             started_cell = time.monotonic()
             try:
                 client.execute_cell(cell, index)
-                if time.monotonic() - started_cell >= timeout:
+                if time.monotonic() - started_cell >= limit_s:
                     status = "timeout"
                 elif any(o.get("output_type") == "error" for o in cell.outputs):
                     status = "error"
@@ -188,4 +193,5 @@ def main(src: str, log_fd: int, timeout: int, limit: int, budget: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+                  int(sys.argv[6]) if len(sys.argv) > 6 else None))

@@ -55,3 +55,30 @@ def test_the_same_work_on_time_without_contention():
     """The control of the first test: the work itself fits its timeout."""
     again = fanout.retry([("code", WORK)], sandbox.Limits(unsafe=True, cell_seconds=4))
     assert not again.timed_out and again.run["statuses"].get(0) == "ok", again.run["statuses"]
+
+
+def test_a_notebook_that_competes_with_itself_keeps_its_timeout():
+    """Attack kept as a test: a notebook whose own children keep the CPUs busy waited for a CPU
+    too, and was called a grading error (the bad-submission batch's memory-children case), so a
+    student could turn any timeout into a rerun. Starved means the REST of the machine left the
+    notebook less than one free CPU."""
+    hog = ("import multiprocessing as mp, time\n"
+           "def spin():\n    while True: pass\n"
+           "procs = [mp.get_context('fork').Process(target=spin, daemon=True) for _ in range(4)]\n"
+           "[p.start() for p in procs]\n" + WORK)
+    again = fanout.retry([("code", hog)], sandbox.Limits(unsafe=True, cell_seconds=4))
+    assert again.timed_out, again.run["statuses"]
+    assert again.starved >= fanout.STARVED, again.starved  # it did wait, on itself
+    # Its own wait decides nothing: only what the rest of the machine took (about 0 on an idle one).
+    assert again.overloaded == (again.others_cores > (os.cpu_count() or 1) - 1), (again.starved, again.others_cores)
+
+
+def test_a_probe_kit_that_did_not_load_is_retried_and_never_a_score():
+    """The kit is the grader's first cell, before any student code: when it did not finish (it
+    imports torch; a loaded machine slowed it past the timeout) the run is retried, and a retry
+    that fails the same way is a grading error whatever the load."""
+    failed = {"statuses": {"3": "ok"}, "events": [fanout.KIT_FAILED]}
+    assert fanout.timed_out(failed) and fanout.kit_failed(failed)
+    assert not fanout.timed_out({"statuses": {"3": "ok"}, "events": []})
+    note = fanout.Retry(failed, True, 0.0, True).note()
+    assert "probe kit" in note and "rerun" in note and "not a score" in note
