@@ -340,6 +340,16 @@ def _log(rec: dict, name: str) -> tuple[frozenset[str] | None, bool]:
     return names, len(log) <= MAX_LOG and len(names) == len(log)
 
 
+def _more(have, had) -> bool:
+    """Whether a runtime report (a count, or a yes/no) says more than the solution's run of the same
+    probe: a thread the lesson's own cells leave alive is in both and flags nothing."""
+    if type(have) is bool:
+        return have and had is not True
+    if type(have) is int:
+        return have > (had if type(had) is int and type(had) is not bool else 0)
+    return bool(have)
+
+
 def judge_cell(reference: dict[str, dict], outputs, ops: Collection[str] = frozenset(),
                calls: Collection[str] = frozenset(), not_run: str | None = None) -> Verdict:
     """One graded cell. `ops`: aten operator names the exercise re-implements; `calls`: qualified
@@ -381,7 +391,7 @@ def judge_cell(reference: dict[str, dict], outputs, ops: Collection[str] = froze
         for flag, text in (("threads", "started a thread (only threads started through threading are logged)"),
                            ("unhooked", "removed the probe kit's hooks (the logs may be incomplete)"),
                            ("strings", "ran code from a string (exec, eval or compile)")):
-            if mine.get(flag):
+            if _more(mine.get(flag), ref.get(flag)):  # the solution's own run of this probe is the baseline
                 result.flags.append(f"{key}: your code {text} during this probe")
     if result.message is None:
         for key, ref in reference.items():

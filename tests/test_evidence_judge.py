@@ -65,6 +65,18 @@ def test_threads_unhooked_and_strings_are_flags_not_scores():
         "your code ran code from a string (exec, eval or compile) during this probe"]
 
 
+def test_what_the_solutions_own_run_reports_flags_nothing():
+    """Found grading the corpora: lesson 3's own cells leave a thread alive, so every vmap probe of every
+    honest answer reported one and was flagged. The solution's run of the same probe is the baseline."""
+    ref = {"forward": dict(REF["forward"], threads=1, strings=1, unhooked=False)}
+    same = cell(display(dict(REF["forward"], threads=1, strings=1, unhooked=False)), ref=ref)
+    assert (same.message, same.flags) == (None, [])
+    more = cell(display(dict(REF["forward"], threads=2, strings=1, unhooked=True)), ref=ref)
+    assert [f.split(": ", 1)[1] for f in more.flags] == [
+        "your code started a thread (only threads started through threading are logged) during this probe",
+        "your code removed the probe kit's hooks (the logs may be incomplete) during this probe"]
+
+
 def test_a_probe_key_of_hidden_test_text_is_never_echoed():
     """A kernel that names its records after its hidden cells' lines: counted, never shown (attack E)."""
     leak = display(record(HIDDEN, 1))
