@@ -180,7 +180,7 @@ CASES = [
          _appended(_PATCH_GRADCHECK, "wrong"), lost=WRONG_LOST, problem="review"),
     Case("patch_builtins", "builtins.abs and builtins.sorted patched",
          _appended("import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.sorted = lambda *a, **k: []",
-                   "wrong"), lost=ALL, problem="review"),  # torch itself breaks on them: less than the control
+                   "wrong"), lost=WRONG_LOST, problem="review"),  # the probe kit imports what torch needs first
     Case("patch_traceback", "IPython's traceback display silenced so failures look like passes (nbgrader #1324)",
          _appended(_PATCH_TRACEBACK, "wrong"), lost=WRONG_LOST, problem="review"),
     Case("erase_cells", "an input transformer that empties every later cell: no probe data, nothing scores",
