@@ -42,6 +42,18 @@ def test_a_name_outside_the_allowlist_is_a_flag(code, what):
     assert any(f.kind == "review" and what in f.what for f in found), found
 
 
+@pytest.mark.parametrize("code, what", [
+    # Attack tried at the end of issue 16's pass: torch's interop thread pool runs the built-in where no
+    # op log or profile hook follows (not a Python thread), so it is a flag, never silent.
+    ("def hard_swish_custom(x):\n    return torch.jit.wait(torch.jit._fork(F.hardswish, x))", "torch.jit._fork"),
+    ("def hard_swish_custom(x):\n    return torch.jit.wait(torch.jit.fork(getattr(F, 'hard' + 'swish'), x))",
+     "getattr"),
+])
+def test_a_builtin_sent_to_torchs_interop_threads_is_flagged(code, what):
+    found = scan.scan_source(code, "answer", ("hardswish*",), allow=ALLOW)
+    assert any(f.kind == "review" and what in f.what for f in found), whats(found)
+
+
 def test_allow_patterns_resolve_setup_names():
     assert scan.scan_source("y = F.relu6(x) + torch.sigmoid(x) * math.pi", "answer", (), allow=ALLOW) == []
     assert scan.allowed(["torch", "nn", "functional", "relu"], scan._allowed(["F.*"]))
