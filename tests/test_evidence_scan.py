@@ -13,7 +13,6 @@ from labs import ROOT, corpus, notebooks, scan
 
 SOURCE = ROOT / "source" / "lab_2_1_3"
 ALLOW = ["torch.*", "F.*", "nn.*", "Function", "math.*", "numpy.*", "functools.*", "os.environ.get"]
-TAMPERING = {"patches_allclose", "wraps_tensor_gt", "patches_gradgradcheck"}  # flagged on purpose (test_scan)
 ANSWER = {"grade_id": "answer", "solution": True, "locked": False}
 
 
@@ -105,7 +104,7 @@ def test_the_scan_is_linear_in_the_number_of_cells():
     assert large < 4 * small * 2 + 0.5, (small, large)  # quadratic would be 16x
 
 
-@pytest.mark.parametrize("entry", [e for e in corpus.entries() if e.expect_full and e.name not in TAMPERING],
+@pytest.mark.parametrize("entry", [e for e in corpus.entries() if e.expect_full and not e.expect_review],
                          ids=lambda e: e.student)
 def test_honest_corpus_answers_raise_no_flag_in_their_notebook(entry):
     source = notebooks.read(SOURCE / f"{entry.notebook}.ipynb")

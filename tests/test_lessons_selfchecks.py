@@ -1,4 +1,4 @@
-"""Self-checks predict the grade, and hidden tests record raw values only.
+"""Self-checks predict the grade, and lessons declare what they re-implement.
 
 A corpus entry may name the self-check its mistake must fail, with the words the student then reads:
 
@@ -8,10 +8,7 @@ Every such entry fails that self-check with that message (an AssertionError, not
 correct entry (`expect: full`) passes every self-check of its notebook: a student who sees "Self-check
 passed" on an answer the grader accepts, and a failure on one it rejects. The self-checks run in this
 process on the release with the entry's answers and every cell before them but figures and timings.
-
-The hidden regions: each records only what the student's code returns on the grader's inputs. No
-assert, no comparison, no built-in the lesson re-implements, and no call to a helper defined outside
-the region (an answer cell can rebind it), except `_probe` and the setup's input builders.
+(That hidden regions record raw values only is a gate: tests/test_gates.py, scan.hidden_region_problems.)
 """
 
 from __future__ import annotations
@@ -28,11 +25,6 @@ from labs import ROOT, corpus, grader, notebooks
 LESSONS = [p.stem for p in notebooks.lesson_paths(ROOT / "source")]
 _SLOW = re.compile(r"\bplt\.|matplotlib")
 _SELFCHECK = re.compile(r'^# selfcheck: (\S+) fails "([^"]+)"\s*$', re.M)
-# Setup helpers that only build the grader's inputs: rebinding one changes the inputs the student's
-# code runs on, never what the judge compares with (the solution's records).
-INPUT_BUILDERS = {"_grid", "_seeded", "_gen", "_rand", "_mlp", "_KINKS", "_saved_tensors_hooks", "_gc",
-                  "_StorageWeakRef"}
-BUILTINS_REIMPLEMENTED = {"hardswish", "silu", "softmax", "log_softmax", "checkpoint_sequential", "torch_checkpoint"}
 
 
 def _source(lesson):
