@@ -138,7 +138,7 @@ def test_mistake_fails_its_selfcheck_with_its_message(entry):
 def test_selfcheck_proofs_cover_every_known_failure():
     named = {(e.notebook, selfcheck_expectation(e)[0]) for e in NAMED}
     for need in (("02_checkpointing", "hooks_selfcheck"), ("02_checkpointing", "checkpoint_selfcheck"),
-                 ("01_hardswish", "hardswish_selfcheck"), ("03_modern_swish", "swish_selfcheck")):
+                 ("01_hardswish", "hardswish_selfcheck"), ("04_modern_swish", "swish_selfcheck")):
         assert need in named, f"no corpus entry proves {need}"
 
 
@@ -148,7 +148,7 @@ def test_declarations_complete(lesson):
     assert set(ex) == {"reimplements", "ops", "calls", "allow"}
     assert ex["reimplements"] and ex["calls"] and "torch.*" in ex["allow"]
     assert all(isinstance(v, str) and v for k in ex for v in ex[k])
-    if lesson == "03_modern_swish":
+    if lesson == "04_modern_swish":
         assert {"_softmax", "_softmax_backward_data", "_log_softmax"} <= set(ex["ops"])
 
 
@@ -165,7 +165,7 @@ def test_declared_ops_are_what_the_builtins_run():
             self.ops.add(func.overloadpacket.__name__)
             return func(*args, **(kwargs or {}))
 
-    declared = set(_source("03_modern_swish").metadata["lab"]["exercise"]["ops"])
+    declared = set(_source("04_modern_swish").metadata["lab"]["exercise"]["ops"])
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     for fn in (lambda t: torch.softmax(t, -1), lambda t: torch.nn.functional.softmax(t, -1),
                lambda t: torch.log_softmax(t, -1).exp(), lambda t: torch.func.vmap(torch.softmax, (0, None))(t, -1)):

@@ -73,7 +73,7 @@ def test_workers_and_nbgrader_agree_on_the_device(monkeypatch):
     assert fanout.run_key(nb, grader.limits(60)) != unset
 
 
-@pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "03_modern_swish"])
+@pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "04_modern_swish"])
 def test_show_only_cells_are_skipped_by_source_text_only(lesson):
     """Cells tagged `grading-skip` in the source are not run while grading (the solution still
     passes every graded test without them: the reference is computed that way, and grading stops

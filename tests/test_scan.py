@@ -16,7 +16,7 @@ from labs.scan import Finding, matches, scan_notebook, scan_source
 FORBIDDEN = {
     "01_hardswish": ["hardswish*", "Hardswish"],
     "02_checkpointing": ["utils.checkpoint", "torch_checkpoint", "checkpoint_sequential"],
-    "03_modern_swish": ["silu*", "SiLU"],
+    "04_modern_swish": ["silu*", "SiLU"],
 }
 ALL_FORBIDDEN = [p for patterns in FORBIDDEN.values() for p in patterns]
 SOURCE = ROOT / "source" / "lab_2_1_3"
@@ -25,7 +25,7 @@ SOURCE = ROOT / "source" / "lab_2_1_3"
 TAMPERING = {
     "02_checkpointing/patches_allclose": ("patching modules", "patches torch.allclose"),
     "02_checkpointing/wraps_tensor_gt": ("patching modules", "patches torch.Tensor.__gt__"),
-    "03_modern_swish/patches_gradgradcheck": ("patching modules", "patches torch.autograd.gradgradcheck"),
+    "04_modern_swish/patches_gradgradcheck": ("patching modules", "patches torch.autograd.gradgradcheck"),
 }
 ENTRIES = corpus.entries()
 
@@ -132,12 +132,12 @@ ATTACKS = [
      "forbidden", "re-implements", "checkpoint_sequential"),
     ("torch.utils.checkpoint", "02_checkpointing", "y = torch.utils.checkpoint.checkpoint(f, x, use_reentrant=True)",
      "forbidden", "re-implements", "torch.utils.checkpoint.checkpoint"),
-    ("F.silu", "03_modern_swish", "class S(Function):\n    @staticmethod\n    def forward(x):\n"
+    ("F.silu", "04_modern_swish", "class S(Function):\n    @staticmethod\n    def forward(x):\n"
      "        return F.silu(x)", "forbidden", "re-implements", "torch.nn.functional.silu"),
-    ("torch.nn.SiLU", "03_modern_swish", "y = torch.nn.SiLU()(x)", "forbidden", "re-implements", "torch.nn.SiLU"),
-    ("aten.silu_backward", "03_modern_swish", "g = torch.ops.aten.silu_backward(grad_output, x)",
+    ("torch.nn.SiLU", "04_modern_swish", "y = torch.nn.SiLU()(x)", "forbidden", "re-implements", "torch.nn.SiLU"),
+    ("aten.silu_backward", "04_modern_swish", "g = torch.ops.aten.silu_backward(grad_output, x)",
      "forbidden", "re-implements", "silu_backward"),
-    ("silu through importlib", "03_modern_swish", 'import importlib\nf = importlib.import_module("torch").silu',
+    ("silu through importlib", "04_modern_swish", 'import importlib\nf = importlib.import_module("torch").silu',
      "forbidden", "re-implements", "silu"),
     # IPython machinery
     ("get_ipython hook", "01_hardswish",
@@ -244,7 +244,7 @@ ATTACKS = [
      "review", "patching modules", "patches torch.autograd.gradcheck._allclose_with_type_promotion"),
     ("patch math", "01_hardswish", "import math as m\nm.isclose = lambda *a, **k: True", "review",
      "patching modules", "patches math.isclose"),
-    ("rebind gradcheck", "03_modern_swish", "gradcheck = gradgradcheck = lambda *a, **k: True", "review",
+    ("rebind gradcheck", "04_modern_swish", "gradcheck = gradgradcheck = lambda *a, **k: True", "review",
      "patching modules", "rebinds gradgradcheck"),
     ("patch in a loop", "01_hardswish", "for name in names:\n    warnings.warn = print", "review",
      "patching modules", "patches warnings.warn"),
@@ -394,7 +394,7 @@ def test_notebook_scans_answers_and_added_cells_only():
 def test_notebook_knows_the_students_own_names_across_cells():
     nb = _notebook(("def silu_by_hand(x):\n    return x * torch.sigmoid(x)", None),
                    ("y = silu_by_hand(x)", {"grade_id": "answer", "solution": True}))
-    assert scan_notebook(nb, FORBIDDEN["03_modern_swish"]) == []
+    assert scan_notebook(nb, FORBIDDEN["04_modern_swish"]) == []
 
 
 def test_notebook_resolves_aliases_across_cells():
