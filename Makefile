@@ -41,14 +41,14 @@ $(STAMP): requirements.txt
 setup: $(STAMP)
 
 normalize: $(STAMP)
-	$(PY) -m labs.notebooks source/*/*.ipynb
+	$(PY) -m labs.course.notebooks source/*/*.ipynb
 
 # release/ always (fast), solutions/ only where the source changed (executed).
 build: $(STAMP) normalize
-	$(PY) -m labs.build
+	$(PY) -m labs.course.build
 
 build-all: $(STAMP) normalize
-	$(PY) -m labs.build --all
+	$(PY) -m labs.course.build --all
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -78,16 +78,16 @@ test-cuda: $(STAMP)
 	LAB_DEVICE=cuda $(PY) -m pytest solutions
 
 bench: $(STAMP)
-	$(PY) -m labs.bench
+	$(PY) -m labs.course.bench
 
 # Stock nbgrader against ours on one synthetic class of 60 notebooks, side by side (about 15 min).
 bench-grading: $(STAMP)
-	$(PY) -m labs.bench_grading
+	$(PY) -m labs.grading.bench
 
 # JupyterLab on localhost, opened on your working copy of the release (student/$(ASSIGNMENT)/,
 # copied once, never overwritten) with nbgrader's Validate button; extra flags: make lab ARGS=--no-browser
 lab: $(STAMP)
-	$(PY) -m labs.lab $(ARGS)
+	$(PY) -m labs.course.lab $(ARGS)
 
 # --- the instructor's grading workflow (docs/instructors.md) ----------------------
 # The assignment enters the gradebook with its deadline (DUEDATE="2026-03-01 23:59:00 UTC").
@@ -96,22 +96,22 @@ assignment: $(STAMP)
 	$(PY) -m nbgrader generate_assignment $(ASSIGNMENT) --force
 
 collect: $(STAMP)
-	$(PY) -m labs.workflow collect
+	$(PY) -m labs.grading collect
 
 # Each notebook in its own sandbox (bubblewrap, cgroup), JOBS at once (default: the core count),
 # or on a Dask cluster (SCHEDULER=tcp://host:8786); UNSAFE=1 only where no sandbox can be made.
 autograde: $(STAMP)
-	$(PY) -m labs.workflow autograde $(if $(JOBS),--jobs $(JOBS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+	$(PY) -m labs.grading autograde $(if $(JOBS),--jobs $(JOBS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
 	  $(if $(UNSAFE),--unsafe)
 
 export: $(STAMP)
-	$(PY) -m labs.workflow export
+	$(PY) -m labs.grading export
 
 feedback: $(STAMP)
-	$(PY) -m labs.workflow feedback
+	$(PY) -m labs.grading feedback
 
 report: $(STAMP)
-	$(PY) -m labs.workflow report
+	$(PY) -m labs.grading report
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback .pytest_cache .lab-grader

@@ -53,18 +53,18 @@ _solution_pps = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.ClearMarkScheme",
     "nbgrader.preprocessors.ClearHiddenTests",
-    "labs.preprocessors.MarkSolutionRegions",
-    "labs.preprocessors.SolutionsBanner",
-    "labs.preprocessors.RecordSourceHash",
+    "labs.course.preprocessors.MarkSolutionRegions",
+    "labs.course.preprocessors.SolutionsBanner",
+    "labs.course.preprocessors.RecordSourceHash",
 ]
 if os.environ.get("LAB_SOLUTIONS_EXECUTE", "1") != "0":
-    _solution_pps.append("labs.preprocessors.StrictExecute")
+    _solution_pps.append("labs.course.preprocessors.StrictExecute")
 c.GenerateSolution.preprocessors = _solution_pps
 c.StrictExecute.timeout = 300
 
 # --- autograding -----------------------------------------------------------
-# Trusted grading (labs/grader.py): every notebook runs in a sandbox of its own
-# (labs/sandbox.py: bubblewrap, no network, no view of the course, its own PID namespace,
+# Trusted grading (labs/grading/nbgrader_steps.py): every notebook runs in a sandbox of its own
+# (labs/grading/sandbox.py: bubblewrap, no network, no view of the course, its own PID namespace,
 # memory and process limits for the whole submission, a wall-clock budget); the hidden
 # tests only probe; the judge compares the probe data with the solution's, outside the
 # kernel, and writes each graded cell's verdict before SaveAutoGrades. Cells keep the
@@ -73,18 +73,18 @@ c.Execute.timeout = 60  # seconds per cell (the sandbox's per-cell timeout)
 c.SandboxedExecute.timeout = c.Execute.timeout
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
-    "labs.grader.DeduplicateIds",
-    "labs.grader.KeepSubmittedOutputs",
+    "labs.grading.nbgrader_steps.DeduplicateIds",
+    "labs.grading.nbgrader_steps.KeepSubmittedOutputs",
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
-    "labs.grader.RestoreCellOrder",
+    "labs.grading.nbgrader_steps.RestoreCellOrder",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
-    "labs.grader.SandboxedExecute",
-    "labs.grader.Judge",
-    "labs.grader.SanitizeStudentHTML",
+    "labs.grading.nbgrader_steps.SandboxedExecute",
+    "labs.grading.nbgrader_steps.Judge",
+    "labs.grading.nbgrader_steps.SanitizeStudentHTML",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -107,13 +107,13 @@ elif _late != "none":
 # hold only the judge's message; outputs are the student's own, HTML sanitized.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "labs.grader.ClearHiddenTestCells",
-    "labs.grader.SanitizeStudentHTML",
+    "labs.grading.nbgrader_steps.ClearHiddenTestCells",
+    "labs.grading.nbgrader_steps.SanitizeStudentHTML",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
 # --- collecting an LMS download ----------------------------------------------
-# `make collect` (labs/workflow.py collect) reads these settings and files each upload under the student
+# `make collect` (labs/grading/collect.py) reads these settings and files each upload under the student
 # the LMS says uploaded it, refusing nested archives and inner names that claim another student; do not
 # run `nbgrader zip_collect` by hand: it takes the student id from names inside a student's own zip.
 # `nbgrader zip_collect lab_2_1_3` reads downloaded/lab_2_1_3/archive/*.zip, extracts to
@@ -126,5 +126,5 @@ c.FileNameCollectorPlugin.named_regexp = (
     r"^(?:.*/)?(?P<student_id>[A-Za-z0-9][A-Za-z0-9.\-]*)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
 )
 
-# --- export: grades.csv with one row per student and notebook (labs/report.py) ----
-c.ExportApp.plugin_class = "labs.report.PerNotebookCsv"
+# --- export: grades.csv with one row per student and notebook (labs/grading/report.py) ----
+c.ExportApp.plugin_class = "labs.grading.report.PerNotebookCsv"

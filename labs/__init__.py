@@ -1,10 +1,15 @@
-"""Course tooling for Lab 2.1.3: Autograd Deep Dive.
+"""Course tooling for Lab 2.1.3: Autograd Deep Dive, in two wings and a deployment.
 
-One module per stage: `notebooks` (reading, normalizing, regions), `preprocessors`
-(nbgrader/nbconvert preprocessors used by nbgrader_config.py), `build` (release and
-solutions), `checks` (freshness, leaks, cleanliness), `grading` (throwaway courses,
-autograde, gradebook reading), `corpus` (tests-of-the-tests submissions), `bench`.
-Student notebooks never import this package.
+    labs/course/   authoring: source notebooks -> release/ and solutions/, the gates, the corpus,
+                   `make lab` and its Validate, `make bench` (labs/course/__init__.py has its map)
+    labs/grading/  grading with trust: collect -> intake -> scan -> sandboxed execution -> store of
+                   runs -> judge against the reference -> nbgrader -> export, feedback, report
+                   (labs/grading/__init__.py has its map)
+    labs/hub/      the course on a JupyterHub with nbgrader's exchange (`make hub`)
+    labs/nbgrader_cli.py  `python -m nbgrader`, faster to start
+
+The constants below (paths, the assignment) are shared by all. Student notebooks never import
+this package: a release notebook needs only torch, matplotlib and the standard library.
 """
 
 import os

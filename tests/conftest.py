@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from labs import ROOT, notebooks
+from labs import ROOT
+from labs.course import notebooks
 
 from .corpora import grade_corpora
 from .services import dask_cluster, idle_cpu_group, postgres, remove_group

@@ -11,10 +11,11 @@ import pickle
 import sys
 from pathlib import Path
 
-from labs import corpus, grading, notebooks, workflow
+from labs.course import corpus, notebooks
+from labs.grading import autograde, throwaway_course
 
 
-def submit_corpora(course: grading.Course) -> None:
+def submit_corpora(course: throwaway_course.Course) -> None:
     """The solution (source notebooks) and the untouched release as two students, and every
     corpus entry as a student who submitted that one notebook."""
     names = course.notebook_names()
@@ -26,12 +27,12 @@ def submit_corpora(course: grading.Course) -> None:
 
 
 def grade_corpora(root: Path, **options) -> dict:
-    """The corpora through the instructor's workflow (`labs.workflow.autograde`: fan-out to
+    """The corpora through the instructor's workflow (`labs.grading.autograde.autograde`: fan-out to
     sandboxes, then the real `nbgrader autograde`); the gradebook's scores and the results."""
-    course = grading.Course.create(root)
+    course = throwaway_course.Course.create(root)
     submit_corpora(course)
     out = io.StringIO()
-    res = workflow.autograde(course.root, out=out, **options)
+    res = autograde.autograde(course.root, out=out, **options)
     failed = [r.student for r in res.values() if r.failed]
     assert not failed, f"could not grade {failed}:\n{out.getvalue()[-3000:]}"
     return {"scores": course.scores(), "course": course, "results": res, "summary": out.getvalue(),

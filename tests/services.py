@@ -101,7 +101,7 @@ def idle_cpu_group() -> Path | None:
     timed out. `nice` alone does not do this here: every sandbox starts a session of its own, and the
     kernel's autogroups give each session an equal share of the CPU whatever its nice value. None
     where no such group can be made (cgroup v2, no permission): then nice only."""
-    from labs import sandbox
+    from labs.grading import sandbox
 
     try:
         group = Path("/sys/fs/cgroup/cpu") / sandbox._own_cgroup("cpu") / f"lab-idle-{os.getpid()}"

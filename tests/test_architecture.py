@@ -28,14 +28,19 @@ def test_the_contracts_hold():
 
 
 @pytest.mark.parametrize("module, planted, contract", [
-    ("judge", "from labs import workflow", "Grading, top to bottom"),
-    ("probekit", "import labs.notebooks", "Kernel-side files import nothing"),
-    ("build", "from labs import grader", "Authoring the course does not import grading"),
+    ("grading/judge", "from labs.grading import autograde", "Grading, top to bottom"),
+    ("grading/runs", "from labs.grading import fanout", "Grading, top to bottom"),  # the old fanout <-> grader cycle
+    ("grading/sandbox", "from labs.grading import execute", "Grading, top to bottom"),
+    ("grading/probekit", "import labs.course.notebooks", "Kernel-side files import nothing"),
+    ("grading/sandbox_runner", "from labs.grading import sandbox", "Kernel-side files import nothing"),
+    ("course/build", "from labs.grading import nbgrader_steps", "Authoring the course does not import grading"),
+    ("course/notebooks", "from labs.course import build", "Authoring, top to bottom"),
 ])
 def test_a_planted_import_breaks_a_contract(tmp_path, module, planted, contract):
     shutil.copytree(ROOT / "labs", tmp_path / "labs", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     target = tmp_path / "labs" / f"{module}.py"
+    assert target.is_file(), target
     target.write_text(target.read_text() + f"\n{planted}  # planted by the test\n")
     proc = lint(tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr

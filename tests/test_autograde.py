@@ -9,7 +9,7 @@
 
 import pytest
 
-from labs import corpus, notebooks
+from labs.course import corpus, notebooks
 
 from .conftest import LESSONS, ROOT
 

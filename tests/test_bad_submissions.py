@@ -1,5 +1,5 @@
 """The bad-submission corpus (tests/bad_submissions/cases.py) through the instructor's
-real workflow: one `labs.workflow.autograde` batch (real `nbgrader autograde` with the
+real workflow: one `labs.grading.autograde.autograde` batch (real `nbgrader autograde` with the
 repository's nbgrader_config.py), then export, feedback and the report.
 
 Each bad case loses exactly the graded tests it deserves, every good submission in the
@@ -26,7 +26,8 @@ import nbformat
 import psutil
 import pytest
 
-from labs import build, grading, notebooks, report, workflow
+from labs.course import build, notebooks
+from labs.grading import autograde, cli, collect, report, throwaway_course
 
 from .bad_submissions import attacks
 from .bad_submissions.cases import ALL, ANSWER, CASES, NOTEBOOK
@@ -45,9 +46,9 @@ def _graded_tests() -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    from labs import corpus
+    from labs.course import corpus
 
-    course = grading.Course.create(tmp_path_factory.mktemp("bad-course"))
+    course = throwaway_course.Course.create(tmp_path_factory.mktemp("bad-course"))
     with open(course.root / "nbgrader_config.py", "a") as fh:
         fh.write(f"\nc.SandboxedExecute.timeout = {CELL_TIMEOUT}\n")
     # a deadline, and the "zero" late policy: one good submission arrives a day late
@@ -72,7 +73,7 @@ def batch(tmp_path_factory):
     policy = os.environ.get("LAB_LATE_POLICY")
     os.environ["LAB_LATE_POLICY"] = "zero"
     try:
-        res = workflow.autograde(course.root, out=out)
+        res = autograde.autograde(course.root, out=out)
     finally:
         if policy is None:
             del os.environ["LAB_LATE_POLICY"]
@@ -154,7 +155,7 @@ def test_late_policy(batch):
     assert most == sum(_graded_tests().values()) and score == most and r.late_penalty == most
     assert not r.failures[NOTEBOOK], r.failures
     assert "late by 24.0 h" in " ".join(r.problems)
-    assert workflow.export(batch["course"].root) == 0
+    assert cli.export(batch["course"].root) == 0
     row = next(x for x in csv.DictReader(open(batch["course"].root / "grades.csv")) if x["student_id"] == LATE)
     assert float(row["score"]) == 0 and float(row["raw_score"]) == most and float(row["late_penalty"]) == most
 
@@ -194,16 +195,16 @@ def test_regrading_gives_the_same_verdict(batch):
     course = batch["course"]
     student = "bad-test_edited" if any(c.name == "test_edited" for c in SELECTED) else f"bad-{SELECTED[0].name}"
     before = course.scores()[student]
-    before_msgs = workflow.results(course.root)[student].failures
+    before_msgs = autograde.results(course.root)[student].failures
     proc = course.autograde(student=student)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert course.scores()[student] == before
-    assert workflow.results(course.root)[student].failures == before_msgs
+    assert autograde.results(course.root)[student].failures == before_msgs
 
 
 def test_feedback_never_shows_hidden_tests(batch):
     course = batch["course"]
-    assert workflow.feedback(course.root) == 0
+    assert cli.feedback(course.root) == 0
     source = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{NOTEBOOK}.ipynb")
     hidden = {ln.strip() for ln in notebooks.hidden_lines(source)
               if len(ln.strip()) > 12 and ln.strip() not in {x.strip() for x in notebooks.public_lines(source)}}
@@ -222,7 +223,7 @@ def test_feedback_never_shows_hidden_tests(batch):
 
 def test_export_and_report(batch):
     course = batch["course"]
-    assert workflow.export(course.root) == 0
+    assert cli.export(course.root) == 0
     rows = list(csv.DictReader(open(course.root / "grades.csv")))
     scores = course.scores()
     for row in rows:
@@ -251,7 +252,7 @@ def test_zip_collect(tmp_path):
         zf.writestr(f"alice_1234_{NOTEBOOK}.ipynb", nb)
         zf.writestr(f"bob.smith_98_attempt_{NOTEBOOK}.ipynb", nb)
     out = io.StringIO()
-    assert workflow.collect(tmp_path, out=out) == 0, out.getvalue()[-3000:]
+    assert collect.collect(tmp_path, out=out) == 0, out.getvalue()[-3000:]
     for student in ("alice", "bob.smith"):
         assert (tmp_path / "submitted" / student / "lab_2_1_3" / f"{NOTEBOOK}.ipynb").exists()
 
@@ -300,7 +301,7 @@ def test_feedback_is_inert_html(batch):
     """Scripts and event handlers a student put in outputs or markdown are inert in feedback
     (escaped text at most), and no output made while grading reaches it."""
     course = batch["course"]
-    assert workflow.feedback(course.root) == 0
+    assert cli.feedback(course.root) == 0
     for page in sorted((course.root / "feedback").glob(f"*/lab_2_1_3/{NOTEBOOK}.html")):
         live = _LiveCode()
         live.feed(page.read_text())
@@ -316,5 +317,5 @@ def test_feedback_is_inert_html(batch):
 
 def test_unsafe_mode_is_announced(batch):
     out = io.StringIO()
-    workflow.prepare(batch["course"].root, "lab_2_1_3", unsafe=True, out=out)
+    autograde.prepare(batch["course"].root, "lab_2_1_3", unsafe=True, out=out)
     assert "UNSAFE" in out.getvalue()

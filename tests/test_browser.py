@@ -1,8 +1,8 @@
 """The student's path in a real JupyterLab, driven in a real (headless) Chromium.
 
-JupyterLab is started exactly as `make lab` starts it (`labs.lab.command`), on a free
+JupyterLab is started exactly as `make lab` starts it (`labs.course.lab.command`), on a free
 loopback port with a token, in a throwaway course directory (nbgrader_config.py,
-source/, release/, and the student's working copy made by `labs.lab.prepare`), with
+source/, release/, and the student's working copy made by `labs.course.lab.prepare`), with
 Jupyter's config, data, runtime and settings directories of its own. For each of the
 three lessons, in order, the test then does what a student does:
 
@@ -37,7 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from labs import ASSIGNMENT, ROOT, checks, corpus, lab, notebooks
+from labs import ASSIGNMENT, ROOT
+from labs.course import checks, corpus, lab, notebooks
 
 CHROMIUM = Path(os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium"))
 # The closed network refuses Chromium's background connections unless these are off.

@@ -1,11 +1,11 @@
-"""The judge on evidence and hostile records (labs/judge.py): a test scores zero for delegation only on
+"""The judge on evidence and hostile records (labs/grading/judge.py): a test scores zero for delegation only on
 its own probes' logs, what cannot be proven is a flag, and no message carries the kernel's text."""
 
 from __future__ import annotations
 
 import json
 
-from labs import judge
+from labs.grading import judge
 from tests.test_judge import REF, display, honest, record, tensor
 
 HIDDEN = "_probe(f'forward ({_dtype})', lambda: hard_swish_custom(_x.clone()), at=_x, kinks=_KINKS)"

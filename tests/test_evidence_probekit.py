@@ -1,4 +1,4 @@
-"""The probe kit's logs (labs/probekit.py), run in this process as the kernel runs it: what the
+"""The probe kit's logs (labs/grading/probekit.py), run in this process as the kernel runs it: what the
 student's code ran shows in the op and call logs, from other threads too, and what the kit cannot
 log (threads, strings, its hooks removed) is reported for review."""
 
@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from labs import ROOT, judge
+from labs import ROOT
+from labs.grading import judge
 
 KIT = (ROOT / "labs" / "probekit.py").read_text()
 CELL = "/tmp/ipykernel_0/cell.py"  # notebook code, as ipykernel names it (not a library file)

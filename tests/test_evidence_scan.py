@@ -1,4 +1,4 @@
-"""The review scan as an allowlist (labs/scan.py): names outside a lesson's `allow`, rebinding what the
+"""The review scan as an allowlist (labs/grading/scan.py): names outside a lesson's `allow`, rebinding what the
 grader's code uses, and notebooks over the scan's bounds are flags; the scan is linear; the hidden-test
 gate finds a comparison made in the kernel."""
 
@@ -9,7 +9,9 @@ import time
 import nbformat
 import pytest
 
-from labs import ROOT, corpus, notebooks, scan
+from labs import ROOT
+from labs.course import corpus, notebooks
+from labs.grading import scan
 
 SOURCE = ROOT / "source" / "lab_2_1_3"
 ALLOW = ["torch.*", "F.*", "nn.*", "Function", "math.*", "numpy.*", "functools.*", "os.environ.get"]

@@ -7,7 +7,9 @@ import subprocess
 import nbformat
 import pytest
 
-from labs import ROOT, build, checks, notebooks, scan, studytime
+from labs import ROOT
+from labs.course import build, checks, notebooks, studytime
+from labs.grading import scan
 
 
 def test_source_notebooks_are_clean():
@@ -133,7 +135,7 @@ def test_seed_gate_catches_a_planted_name(repo_copy):
 
 @pytest.mark.parametrize("source", notebooks.lesson_paths(ROOT / "source"), ids=lambda p: p.stem)
 def test_each_lesson_states_the_time_a_student_needs(source):
-    """The title cell's "about N minutes" is labs/studytime.py's estimate for the lesson as it is now."""
+    """The title cell's "about N minutes" is labs/course/studytime.py's estimate for the lesson as it is now."""
     estimate = studytime.estimate(source)
     assert studytime.stated_minutes(source) == estimate.minutes, (
         f"{source.name}: state 'about {estimate.minutes} minutes' in the title cell "
@@ -185,7 +187,7 @@ def test_diff_report_gate_catches_a_string_message():
 def test_hidden_tests_record_raw_values(lesson):
     """Hidden regions only record what the student's code returned on the grader's inputs: no assert, no
     comparison or difference in what is recorded, no built-in computed in the kernel, no helper the student
-    could rebind (labs.scan.hidden_region_problems). The judge compares, outside the kernel."""
+    could rebind (labs.grading.scan.hidden_region_problems). The judge compares, outside the kernel."""
     assert scan.hidden_region_problems(notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")) == []
 
 

@@ -15,7 +15,7 @@ and a state folder in a throwaway directory. Debian's Chromium, headless, driven
    notebook), Generate Feedback and Release Feedback;
 5. each student clicks Fetch Feedback and opens the feedback page: their own score and messages,
    no hidden test;
-6. the instructor's terminal (JupyterLab's) runs `python -m labs.workflow export --course .` as the
+6. the instructor's terminal (JupyterLab's) runs `python -m labs.grading export --course .` as the
    docs say: the scores the students saw.
 
 Screenshots of each step, numbered in order, go to artifacts/browser/hub/ (last-<role>.png: the
@@ -43,8 +43,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labs import ASSIGNMENT, ROOT, VENV_BIN, corpus, notebooks
+from labs import ASSIGNMENT, ROOT, VENV_BIN
 from labs import hub as labhub
+from labs.course import corpus, notebooks
 from labs.hub import handout
 from tests import test_browser
 from tests.test_browser import Notebook, _solutions, _wait_for, browser, chromium  # noqa: F401 (its fixtures)
@@ -442,12 +443,12 @@ def test_hub_cycle_in_the_browser(hub, browser, opened):  # noqa: F811  (browser
     terminal = teacher.locator(".jp-Terminal .xterm").first
     terminal.wait_for(timeout=60_000)
     terminal.click()
-    done = course / ".workflow.rc"
-    teacher.keyboard.type(f"cd ~/{labhub.COURSE_ID} && python -m labs.workflow export --course . 2>&1 "
-                          f"| tee workflow.log; echo ${{PIPESTATUS[0]}} > {done.name}")
+    done = course / ".autograde.rc"
+    teacher.keyboard.type(f"cd ~/{labhub.COURSE_ID} && python -m labs.grading export --course . 2>&1 "
+                          f"| tee autograde.log; echo ${{PIPESTATUS[0]}} > {done.name}")
     teacher.keyboard.press("Enter")
     rc = _wait_for(lambda: done.exists() and done.read_text().strip(), 120, "the workflow's export")
-    log = (course / "workflow.log").read_text()
+    log = (course / "autograde.log").read_text()
     shots(teacher, "instructor", "terminal-workflow-export")
     assert rc == "0", log[-3000:]
     with open(course / "grades.csv", newline="") as f:

@@ -1,4 +1,4 @@
-"""The judge (labs/judge.py) on hostile probe data: whatever a kernel sends, a test scores only
+"""The judge (labs/grading/judge.py) on hostile probe data: whatever a kernel sends, a test scores only
 when its data equals the solution's, and nothing sent crashes the judge or slips a message
 of the kernel's choosing into feedback."""
 
@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from labs import judge
+from labs.grading import judge
 
 
 def tensor(values, dtype="float64", shape=None) -> dict:

@@ -20,7 +20,9 @@ import re
 import pytest
 import torch  # (imported once here: each self-check's forked child inherits it, about 2 s saved per run)
 
-from labs import ROOT, corpus, grader, notebooks
+from labs import ROOT
+from labs.course import corpus, notebooks
+from labs.grading import plan
 
 LESSONS = [p.stem for p in notebooks.lesson_paths(ROOT / "source")]
 _SLOW = re.compile(r"\bplt\.|matplotlib")
@@ -70,11 +72,11 @@ def _run_selfcheck(entry: corpus.Entry, selfcheck: str) -> BaseException | None:
     source = _source(entry.notebook)
     nb = entry.apply(_release(entry.notebook), source)
     # The lesson's show-only cells (demos, figures, the other self-checks) are skipped as grading skips
-    # them: only when nothing that runs may read a name they bind (labs.grader.skip_plan).
+    # them: only when nothing that runs may read a name they bind (labs.grading.plan.skip_plan).
     code = [c for c in nb.cells if c.cell_type == "code"]
     target = next(c.source.strip() for c in source.cells if notebooks.grade_id(c) == selfcheck)
-    skipped = {id(code[i]) for i in grader.skip_plan([c.source for c in code],
-                                                      grader.skipped_sources(source) - {target})}
+    skipped = {id(code[i]) for i in plan.skip_plan([c.source for c in code],
+                                                      plan.skipped_sources(source) - {target})}
     namespace: dict = {"__name__": "__main__"}
     for cell in nb.cells:
         gid = notebooks.grade_id(cell)

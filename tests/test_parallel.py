@@ -1,4 +1,4 @@
-"""Grading at scale (labs/fanout.py): the corpora graded through a real multi-process Dask cluster
+"""Grading at scale (labs/grading/fanout.py): the corpora graded through a real multi-process Dask cluster
 on loopback into a real PostgreSQL gradebook (the `graded` fixture, conftest.py) score exactly as
 the serial grading into SQLite (JOBS=1, nbgrader executing each notebook itself); a task that
 runs twice returns the same data and is stored once; show-only cells are skipped only when safe.
@@ -11,7 +11,8 @@ import dataclasses
 
 import pytest
 
-from labs import corpus, fanout, grader, notebooks
+from labs.course import corpus, notebooks
+from labs.grading import execute, fanout, plan, runs
 
 from . import corpora
 from .conftest import ROOT
@@ -48,29 +49,29 @@ def test_serial_grading_gives_exactly_the_parallel_scores(graded, serial):
 
 def test_a_task_run_twice_gives_the_same_data_and_is_stored_once(tmp_path):
     nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / "01_hardswish.ipynb")
-    todo = grader.runnable(nb, grader.skipped_sources(nb))
-    limits = dataclasses.replace(grader.limits(60), notebook_seconds=300)
+    todo = plan.runnable(nb, plan.skipped_sources(nb))
+    limits = dataclasses.replace(execute.limits(60), notebook_seconds=300)
     cells = [(c.cell_type, c.source) for c in todo.cells]
     first, second = (fanout.execute_task(cells, dataclasses.asdict(limits)) for _ in range(2))
     assert first["outputs"] == second["outputs"] and first["statuses"] == second["statuses"]
-    key = fanout.run_key(todo, limits)
-    assert fanout.store(tmp_path, key, first) is True
-    stamp = fanout.cache_file(tmp_path, key).stat().st_mtime_ns
-    assert fanout.store(tmp_path, key, second) is False
-    assert fanout.cache_file(tmp_path, key).stat().st_mtime_ns == stamp
-    assert fanout.load(tmp_path, key).statuses == {int(k): v for k, v in first["statuses"].items()}
+    key = runs.run_key(todo, limits)
+    assert runs.store(tmp_path, key, first) is True
+    stamp = runs.cache_file(tmp_path, key).stat().st_mtime_ns
+    assert runs.store(tmp_path, key, second) is False
+    assert runs.cache_file(tmp_path, key).stat().st_mtime_ns == stamp
+    assert runs.load(tmp_path, key).statuses == {int(k): v for k, v in first["statuses"].items()}
 
 
 def test_workers_and_nbgrader_agree_on_the_device(monkeypatch):
-    """nbgrader's environment defaults LAB_DEVICE to cpu (labs/build.py); a coordinator without it
+    """nbgrader's environment defaults LAB_DEVICE to cpu (labs/course/build.py); a coordinator without it
     must compute the same run keys, or every notebook would be executed twice."""
     nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / "01_hardswish.ipynb")
     monkeypatch.delenv("LAB_DEVICE", raising=False)
-    unset = fanout.run_key(nb, grader.limits(60))
+    unset = runs.run_key(nb, execute.limits(60))
     monkeypatch.setenv("LAB_DEVICE", "cpu")
-    assert fanout.run_key(nb, grader.limits(60)) == unset
+    assert runs.run_key(nb, execute.limits(60)) == unset
     monkeypatch.setenv("LAB_DEVICE", "cuda")
-    assert fanout.run_key(nb, grader.limits(60)) != unset
+    assert runs.run_key(nb, execute.limits(60)) != unset
 
 
 @pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "04_modern_swish"])
@@ -79,15 +80,15 @@ def test_show_only_cells_are_skipped_by_source_text_only(lesson):
     passes every graded test without them: the reference is computed that way, and grading stops
     otherwise); a submitted cell is skipped only when its text is exactly the source's."""
     nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")
-    skip = grader.skipped_sources(nb)
-    assert skip, f"{lesson}: no cell tagged {grader.SKIP_TAG}"
-    ran = grader.runnable(nb, skip)
+    skip = plan.skipped_sources(nb)
+    assert skip, f"{lesson}: no cell tagged {plan.SKIP_TAG}"
+    ran = plan.runnable(nb, skip)
     emptied = [i for i, (a, b) in enumerate(zip(nb.cells, ran.cells, strict=True)) if a.source != b.source]
     assert len(emptied) == len(skip)
     assert not any(notebooks.is_graded_test(nb.cells[i]) or notebooks.is_answer(nb.cells[i]) for i in emptied)
     changed = nb.cells[emptied[0]].source + "\nprint('my own line')"
     nb.cells[emptied[0]].source = changed
-    assert grader.runnable(nb, skip).cells[emptied[0]].source == changed
+    assert plan.runnable(nb, skip).cells[emptied[0]].source == changed
 
 
 _SHOW = "x = 1\ndef helper():\n    return 2\n"
@@ -111,8 +112,8 @@ _SHOW = "x = 1\ndef helper():\n    return 2\n"
 ])
 def test_a_show_only_cell_is_skipped_only_when_nothing_that_runs_reads_its_names(cells, runs):
     show = cells[0] if cells[0] in (_SHOW, "from math import *") else cells[1]
-    plan = grader.skip_plan(cells, {show.strip()})
-    assert (cells.index(show) not in plan) == runs
+    skipped = plan.skip_plan(cells, {show.strip()})
+    assert (cells.index(show) not in skipped) == runs
 
 
 @pytest.mark.parametrize(("lesson", "name", "binds"), [
@@ -125,10 +126,10 @@ def test_an_answer_using_a_show_only_cells_name_runs_that_cell(lesson, name, bin
     source = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{lesson}.ipynb")
     release = notebooks.read(ROOT / "release" / "lab_2_1_3" / f"{lesson}.ipynb")
     (entry,) = [e for e in corpus.entries(lesson) if e.name == name]
-    skip = grader.skipped_sources(source)
+    skip = plan.skipped_sources(source)
     defines = [i for i, c in enumerate(release.cells) if c.cell_type == "code" and c.source.strip() in skip
                and binds in c.source]
     assert len(defines) == 1
     (i,) = defines
-    assert grader.runnable(release, skip).cells[i].source == grader.SKIPPED
-    assert grader.runnable(entry.apply(release, source), skip).cells[i].source == release.cells[i].source
+    assert plan.runnable(release, skip).cells[i].source == plan.SKIPPED
+    assert plan.runnable(entry.apply(release, source), skip).cells[i].source == release.cells[i].source

@@ -1,4 +1,4 @@
-"""The sandbox every graded notebook runs in (labs/sandbox.py): each denial is proven by a
+"""The sandbox every graded notebook runs in (labs/grading/sandbox.py): each denial is proven by a
 notebook that tries it, and the same notebook run with `unsafe=True` shows the denial
 comes from the sandbox (not from the machine)."""
 
@@ -15,7 +15,8 @@ import nbformat
 import psutil
 import pytest
 
-from labs import ROOT, sandbox
+from labs import ROOT
+from labs.grading import sandbox
 
 FAST = sandbox.Limits(cell_seconds=30, notebook_seconds=60, memory_mb=2048, processes=128)
 

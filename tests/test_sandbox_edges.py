@@ -1,4 +1,4 @@
-"""The sandbox's edges (labs/sandbox.py, labs/sandbox_runner.py), each held against the attack that
+"""The sandbox's edges (labs/grading/sandbox.py, labs/grading/sandbox_runner.py), each held against the attack that
 broke it (issue 16): the runner's log rewritten from the kernel, a hostile log line that crashed the
 batch, a disk filled outside any bound, system calls a notebook never needs, host paths read from
 inside. Where a control can show the attack is real, the same code runs without the defence."""
@@ -21,7 +21,8 @@ import nbformat
 import psutil
 import pytest
 
-from labs import ROOT, sandbox
+from labs import ROOT
+from labs.grading import sandbox
 
 FAST = sandbox.Limits(cell_seconds=30, notebook_seconds=90, memory_mb=2048, processes=128)
 UNSAFE = sandbox.Limits(cell_seconds=30, notebook_seconds=90, unsafe=True)

@@ -1,4 +1,4 @@
-"""The static scan (labs/scan.py): honest code is clean, tampering and re-implementation shortcuts are found.
+"""The static scan (labs/grading/scan.py): honest code is clean, tampering and re-implementation shortcuts are found.
 
 Fast: nothing here executes a notebook; every snippet is only parsed.
 """
@@ -10,8 +10,9 @@ import textwrap
 import nbformat
 import pytest
 
-from labs import ROOT, corpus, notebooks
-from labs.scan import Finding, matches, scan_notebook, scan_source
+from labs import ROOT
+from labs.course import corpus, notebooks
+from labs.grading.scan import Finding, matches, scan_notebook, scan_source
 
 FORBIDDEN = {
     "01_hardswish": ["hardswish*", "Hardswish"],

@@ -1,5 +1,5 @@
 """A batch that did not finish says so, one student's bad notebook stays theirs, and the
-grading process reads hostile notebooks within bounds (labs/workflow.py, labs/fanout.py)."""
+grading process reads hostile notebooks within bounds (labs/workflow.py, labs/grading/fanout.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import time
 import nbformat
 import pytest
 
-from labs import fanout, notebooks, sandbox, workflow
+from labs.course import notebooks
+from labs.grading import autograde, cli, fanout, intake, runs, sandbox
 
 from .conftest import ROOT
 
@@ -50,7 +51,7 @@ def test_hostile_notebooks_quarantined_for_that_student_only(tmp_path):
     course = _course(tmp_path, {"big": json.dumps(big).encode(), "many": json.dumps(many).encode(),
                                 "deep": deep.encode(), "honest": honest})
     t0 = time.perf_counter()
-    problems = workflow.check_submissions(course, A)
+    problems = intake.check_submissions(course, A)
     seconds = time.perf_counter() - t0
     assert seconds < 20, f"checking took {seconds:.1f} s"
     for student, why in (("big", "characters, over the bound"), ("many", "50027 cells, over the bound of 1000"),
@@ -64,10 +65,10 @@ def test_hostile_notebooks_quarantined_for_that_student_only(tmp_path):
 
 
 def test_json_depth_is_linear_and_skips_strings():
-    assert workflow.json_depth(b'{"a": [1, {"b": "[[[[[[[["}]}', 10) == 3
-    assert workflow.json_depth(b'["\\"[[[", [[]]]', 10) == 3
+    assert intake.json_depth(b'{"a": [1, {"b": "[[[[[[[["}]}', 10) == 3
+    assert intake.json_depth(b'["\\"[[[", [[]]]', 10) == 3
     t0 = time.perf_counter()
-    assert workflow.json_depth(b"[" * 5_000_000, 64) == 65
+    assert intake.json_depth(b"[" * 5_000_000, 64) == 65
     assert time.perf_counter() - t0 < 5
 
 
@@ -78,57 +79,57 @@ def test_a_truncated_notebook_is_read_in_linear_time(tmp_path):
     read in about a second, and the notebook is left to the reader, which quarantines it."""
     raw = b'{"cells": [{"cell_type": "code", "source": "' + b"ab\\n" * 5_000_000
     t0 = time.perf_counter()
-    assert workflow.json_depth(raw, 64) == 3
+    assert intake.json_depth(raw, 64) == 3
     path = tmp_path / "truncated.ipynb"
     path.write_bytes(raw[:4000])
-    assert workflow.over_bounds(path) is None  # not JSON: the reader's quarantine says so
+    assert intake.over_bounds(path) is None  # not JSON: the reader's quarantine says so
     assert time.perf_counter() - t0 < 10
 
 
 def test_export_feedback_report_refuse_after_an_unfinished_autograde(tmp_path, capsys):
     """A batch that crashed (state left 'started') or left grading errors: the steps after it
     refuse in capitals and say how to rerun; a completed batch lets them run."""
-    workflow.write_state(tmp_path, state="started", started="2026-01-01 10:00:00", students=["a"])
-    assert workflow.export(tmp_path) == 3
-    assert workflow.feedback(tmp_path) == 3
-    assert workflow.main(["report", "--course", str(tmp_path)]) == 3
+    autograde.write_state(tmp_path, state="started", started="2026-01-01 10:00:00", students=["a"])
+    assert cli.export(tmp_path) == 3
+    assert cli.feedback(tmp_path) == 3
+    assert cli.main(["report", "--course", str(tmp_path)]) == 3
     err = capsys.readouterr().err
     assert err.count("THE LAST AUTOGRADE DID NOT COMPLETE") == 3 and "RERUN `MAKE AUTOGRADE`" in err
-    workflow.write_state(tmp_path, state="completed", students=["a"], rerun=["a/01_hardswish"])
-    assert workflow.export(tmp_path) == 3
+    autograde.write_state(tmp_path, state="completed", students=["a"], rerun=["a/01_hardswish"])
+    assert cli.export(tmp_path) == 3
     assert "1 GRADING ERROR(S) TO RERUN (a/01_hardswish)" in capsys.readouterr().err
-    workflow.write_state(tmp_path, state="completed", students=["a"], rerun=[])
-    assert workflow.not_final(tmp_path) is None
+    autograde.write_state(tmp_path, state="completed", students=["a"], rerun=[])
+    assert autograde.not_final(tmp_path) is None
     assert not list((tmp_path / ".lab-grader").glob("*.tmp")), "written atomically, nothing left behind"
 
 
 def test_run_key_holds_everything_that_changes_a_run(monkeypatch):
     nb = _release()
     base = sandbox.Limits()
-    key = fanout.run_key(nb, base)
-    assert fanout.run_key(nb, base) == key
+    key = runs.run_key(nb, base)
+    assert runs.run_key(nb, base) == key
     changed = {
-        "unsafe": fanout.run_key(nb, dataclasses.replace(base, unsafe=True)),
-        "cell timeout": fanout.run_key(nb, dataclasses.replace(base, cell_seconds=7)),
-        "memory": fanout.run_key(nb, dataclasses.replace(base, memory_mb=1)),
-        "output cap": fanout.run_key(nb, dataclasses.replace(base, cell_output_bytes=1)),
+        "unsafe": runs.run_key(nb, dataclasses.replace(base, unsafe=True)),
+        "cell timeout": runs.run_key(nb, dataclasses.replace(base, cell_seconds=7)),
+        "memory": runs.run_key(nb, dataclasses.replace(base, memory_mb=1)),
+        "output cap": runs.run_key(nb, dataclasses.replace(base, cell_output_bytes=1)),
     }
     other = _release()
     other.cells[-1].source += "\n# edited"
-    changed["notebook"] = fanout.run_key(other, base)
+    changed["notebook"] = runs.run_key(other, base)
     monkeypatch.setenv("LAB_DEVICE", "cuda")
-    changed["device"] = fanout.run_key(nb, base)
+    changed["device"] = runs.run_key(nb, base)
     monkeypatch.delenv("LAB_DEVICE")
     monkeypatch.setattr(fanout, "version", lambda name: "9.9.9" if name == "torch" else "0")
-    changed["torch"] = fanout.run_key(nb, base)
+    changed["torch"] = runs.run_key(nb, base)
     assert all(v != key for v in changed.values()), [k for k, v in changed.items() if v == key]
 
 
 def test_summary_counts_this_batch():
     """Three submitted: 'graded: 3', whatever else the gradebook holds; a grading error says so."""
-    res = {s: workflow.StudentResult(s, scores={NB: (11.0, 11.0)}) for s in ("a", "b", "c")}
+    res = {s: autograde.StudentResult(s, scores={NB: (11.0, 11.0)}) for s in ("a", "b", "c")}
     res["c"].rerun = [f"{NB}: ran out of time while the grader was overloaded"]
-    text = workflow.summary(res)
+    text = autograde.summary(res)
     assert "graded: 2   failed to grade: 0   grading errors to rerun: 1   (this batch: 3 students)" in text
     assert "GRADING ERROR: rerun" in text and "GRADING ERRORS: 1 student(s)" in text
 
@@ -157,8 +158,8 @@ def test_one_crashing_task_stays_that_students(tmp_path, monkeypatch):
     limits = sandbox.Limits(unsafe=True)
     stats = fanout.fan_out(course, A, ["bad", "good"], "sqlite://", limits, jobs=2, out=io.StringIO())
     assert stats["crashed"] == 1 and stats["executed"] == 2
-    assert fanout.load(course, fanout.run_key(good, limits)) is not None
-    assert fanout.load(course, fanout.run_key(bad, limits)) is None
+    assert runs.load(course, runs.run_key(good, limits)) is not None
+    assert runs.load(course, runs.run_key(bad, limits)) is None
 
 
 @pytest.mark.parametrize("run, expected", [
@@ -168,28 +169,28 @@ def test_one_crashing_task_stays_that_students(tmp_path, monkeypatch):
     ({"statuses": {"3": "error", "4": "died"}, "events": []}, False),
 ])
 def test_what_counts_as_a_timeout(run, expected):
-    assert fanout.timed_out(run) is expected
+    assert runs.timed_out(run) is expected
 
 
 def test_autograde_records_its_state_and_counts_this_batch(tmp_path):
     """End to end (UNSAFE, two local workers, one notebook each): the state goes to 'completed'
     with this batch's students, the summary counts them only (an earlier student in the
     gradebook is not counted), and export then runs."""
-    from labs import grading
+    from labs.grading import throwaway_course
 
-    course = grading.Course.create(tmp_path / "course")
+    course = throwaway_course.Course.create(tmp_path / "course")
     course.submit("earlier", {NB: course.source(NB)})
-    workflow.autograde(course.root, out=io.StringIO(), unsafe=True, jobs=2)
+    autograde.autograde(course.root, out=io.StringIO(), unsafe=True, jobs=2)
     shutil.rmtree(course.root / "submitted" / "earlier")
     course.submit("solution", {NB: course.source(NB)})
     course.submit("untouched", {NB: course.release(NB)})
     out = io.StringIO()
-    res = workflow.autograde(course.root, out=out, unsafe=True, jobs=2)
+    res = autograde.autograde(course.root, out=out, unsafe=True, jobs=2)
     text = out.getvalue()
     assert set(res) == {"solution", "untouched"}, set(res)
     assert "graded: 2   failed to grade: 0   grading errors to rerun: 0   (this batch: 2 students)" in text, text
-    state = workflow.read_state(course.root)
+    state = autograde.read_state(course.root)
     assert state["state"] == "completed" and state["students"] == ["solution", "untouched"] and not state["rerun"]
     assert res["solution"].scores[NB][0] == res["solution"].scores[NB][1] > 0
     assert res["untouched"].scores[NB][0] == 0
-    assert workflow.export(course.root) == 0
+    assert cli.export(course.root) == 0

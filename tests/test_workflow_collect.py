@@ -13,7 +13,8 @@ import zipfile
 import nbformat
 import pytest
 
-from labs import notebooks, workflow
+from labs.course import notebooks
+from labs.grading import collect
 
 from .conftest import ROOT
 
@@ -51,7 +52,7 @@ def _download(course, entries: dict[str, bytes], name="lms_download.zip"):
 
 def _collect(course, **bounds):
     out = io.StringIO()
-    rc = workflow.collect(course, A, out=out, bounds=workflow.ZipBounds(**bounds) if bounds else workflow.ZipBounds())
+    rc = collect.collect(course, A, out=out, bounds=collect.ZipBounds(**bounds) if bounds else collect.ZipBounds())
     return rc, out.getvalue()
 
 

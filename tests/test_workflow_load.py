@@ -1,4 +1,4 @@
-"""Load never costs marks (labs/fanout.py: retry, Contention). A notebook that ran out of time
+"""Load never costs marks (labs/grading/fanout.py: retry, Contention). A notebook that ran out of time
 is run again alone with the same limits; if it still runs out of time while its own processes
 waited for a CPU, it is a grading error to rerun, never a wrong answer. An honest sleep keeps
 its timeout. UNSAFE runs (no sandbox: what is tested is the retry and the measure, not the
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from labs import fanout, sandbox
+from labs.grading import execute, fanout, runs, sandbox
 
 # About 1 s of one idle core (pure Python), 4 s of timeout: on time unless the CPU is taken away.
 WORK = "t = 0\nfor i in range(12_000_000):\n    t += i\nprint(t)"
@@ -77,8 +77,8 @@ def test_a_probe_kit_that_did_not_load_is_retried_and_never_a_score():
     """The kit is the grader's first cell, before any student code: when it did not finish (it
     imports torch; a loaded machine slowed it past the timeout) the run is retried, and a retry
     that fails the same way is a grading error whatever the load."""
-    failed = {"statuses": {"3": "ok"}, "events": [fanout.KIT_FAILED]}
-    assert fanout.timed_out(failed) and fanout.kit_failed(failed)
-    assert not fanout.timed_out({"statuses": {"3": "ok"}, "events": []})
+    failed = {"statuses": {"3": "ok"}, "events": [execute.KIT_FAILED]}
+    assert runs.timed_out(failed) and runs.kit_failed(failed)
+    assert not runs.timed_out({"statuses": {"3": "ok"}, "events": []})
     note = fanout.Retry(failed, True, 0.0, True).note()
     assert "probe kit" in note and "rerun" in note and "not a score" in note

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` needs from the system, checked (and installed where it can be) before any test runs.
 #
-#   bubblewrap  every graded notebook runs in a bubblewrap sandbox (labs/sandbox.py)
+#   bubblewrap  every graded notebook runs in a bubblewrap sandbox (labs/grading/sandbox.py)
 #   postgresql  a test grades into a PostgreSQL server it starts itself (tests/services.py)
 #   chromium    the browser test drives Debian's Chromium through Playwright (tests/test_browser.py)
 #   npm         the hub test installs JupyterHub's configurable-http-proxy from npm (labs/hub)

@@ -23,7 +23,7 @@ PAM and starts each user's server as that user). What it sets up:
   the modes it changed;
 - grading without root: a memory and a pids cgroup delegated to the instructor, which the
   instructor's server starts in (hub/enter-cgroup.sh), so the formgrader's Autograde runs the
-  project's sandboxed, judged grading (labs/grader.py via the course's nbgrader_config.py:
+  project's sandboxed, judged grading (labs/grading/nbgrader_steps.py via the course's nbgrader_config.py:
   bubblewrap and a cgroup per notebook) as the instructor; it fails, never falls back, where
   no sandbox can be made;
 - JupyterHub (hub/jupyterhub_config.py) with configurable-http-proxy from npm, installed on

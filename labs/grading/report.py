@@ -15,7 +15,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 from nbgrader.plugins import ExportPlugin
 
-from . import ASSIGNMENT, db_url
+from .. import ASSIGNMENT, db_url
 
 
 def review_flags(course: Path, student: str, assignment: str, notebook: str) -> list[str]:

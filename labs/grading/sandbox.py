@@ -1,7 +1,7 @@
 """Every notebook runs in a sandbox of its own (bubblewrap + a cgroup), and only data comes out.
 
 `run_notebook(nb, limits)` opens the runner's log in a private folder of the grader's, starts
-`labs/sandbox_runner.py` inside bubblewrap with that log as an inherited descriptor, waits at most
+`labs/grading/sandbox_runner.py` inside bubblewrap with that log as an inherited descriptor, waits at most
 the notebook's wall-clock budget, kills everything the submission started, and returns what each
 code cell did (`Run`), read from the log as hostile data.
 
@@ -36,7 +36,7 @@ What the sandbox gives the student's code, in the order data flows:
    per notebook (from outside).
 6. Out: the runner writes one record per cell to the log descriptor, which only the runner holds
    (the kernel never inherits it; the runner is non-dumpable and ignores the signals a process
-   inside can send to PID 1: labs/sandbox_runner.py says how). A killed runner means missing
+   inside can send to PID 1: labs/grading/sandbox_runner.py says how). A killed runner means missing
    records, never forged ones. The kernel's own cells' outputs are still the kernel's word.
 7. Read back (`_read_cells`): bytes per line and in all, nesting depth checked before parsing
    (`MAX_DEPTH`), a time budget, known fields and types; a bad line drops that record only.
@@ -77,7 +77,7 @@ class SandboxUnavailable(RuntimeError):
 
 def device() -> str:
     """The device graded notebooks run on: LAB_DEVICE, else the CPU (as nbgrader's environment
-    has it, labs/build.py), so a run made by a worker and one made by nbgrader are the same run."""
+    has it, labs/course/build.py), so a run made by a worker and one made by nbgrader are the same run."""
     return os.environ.get("LAB_DEVICE") or "cpu"
 
 
@@ -387,7 +387,7 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
     run, started = Run(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lab-sandbox-") as tmp:
         # The runner's log: opened here, outside anything the sandbox can see, and handed to the
-        # runner as an inherited descriptor (see labs/sandbox_runner.py for who holds it).
+        # runner as an inherited descriptor (see labs/grading/sandbox_runner.py for who holds it).
         log = Path(tmp) / "cells.jsonl"
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fds = [log_fd]

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ASSIGNMENT, SOURCE, notebooks
+from .. import ASSIGNMENT, SOURCE
+from . import notebooks
 
 
 @dataclass

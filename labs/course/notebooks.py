@@ -2,7 +2,7 @@
 
 A source notebook is normalized when it holds no outputs, no execution counts,
 and only the metadata a lesson needs (`NOTEBOOK_METADATA`, `CELL_METADATA`).
-`python -m labs.notebooks [--check] PATH...` normalizes in place (or only checks).
+`python -m labs.course.notebooks [--check] PATH...` normalizes in place (or only checks).
 """
 
 from __future__ import annotations

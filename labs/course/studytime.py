@@ -1,6 +1,6 @@
 """How long a lesson takes a student, estimated from the lesson itself.
 
-    python -m labs.studytime          # the table, and whether each lesson states its estimate
+    python -m labs.course.studytime          # the table, and whether each lesson states its estimate
 
 No class has been timed on these lessons yet, so each lesson states an estimate computed
 from what a student must do in it, with rates that are stated here and can be replaced
@@ -27,7 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ROOT, notebooks
+from .. import ROOT
+from . import notebooks
 
 WORDS_PER_MINUTE = 120
 CODE_LINES_PER_MINUTE = 15

@@ -1,7 +1,7 @@
 """Build the student release and the solutions companion from `source/`.
 
-    python -m labs.build            # release always (cheap); solutions only where stale
-    python -m labs.build --all      # re-execute every solutions notebook
+    python -m labs.course.build            # release always (cheap); solutions only where stale
+    python -m labs.course.build --all      # re-execute every solutions notebook
 
 Both go through nbgrader with the repository's nbgrader_config.py:
 `nbgrader generate_assignment` writes `release/`, `nbgrader generate_solution`
@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import ASSIGNMENT, ROOT, VENV_BIN, notebooks
+from .. import ASSIGNMENT, ROOT, VENV_BIN
+from . import notebooks
 
 
 class BuildError(RuntimeError):

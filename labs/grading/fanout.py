@@ -6,9 +6,9 @@
       ▼
     Dask workers (an embedded LocalCluster, or an existing cluster: `SCHEDULER=tcp://host:8786`
       │ or DASK_SCHEDULER_ADDRESS): each task runs ONE notebook in a fresh sandbox
-      │ (labs/sandbox.py) and returns data, the `Run`; workers write nothing
+      │ (labs/grading/sandbox.py) and returns data, the `Run`; workers write nothing
       ▼
-    coordinator: stores each Run under .lab-grader/runs/<key>.json (the only writer), then
+    coordinator: stores each Run under .lab-grader/runs/<key>.json (labs/grading/runs.py; the only writer), then
     `nbgrader autograde` grades serially; SandboxedExecute finds every run by the same key,
     the judge decides, SaveAutoGrades writes the gradebook (the only gradebook writer).
 
@@ -35,78 +35,24 @@ machine that gave it the CPU (a sleeping process waits for nothing) keeps its ti
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import platform
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import nbformat
 
-from . import notebooks, sandbox
+from ..course import notebooks
+from . import sandbox
+from .execute import execute
+from .plan import runnable, skipped_sources
+from .runs import cache_file, kit_failed, run_key, store, timed_out
 
-CACHE = Path(".lab-grader") / "runs"
 # A retry that still times out was starved when its processes waited for a CPU at least this
 # share of its wall-clock time (on an idle machine the wait is about 0; see Contention).
 STARVED = 0.2
-KIT_FAILED = "the grader's probe kit did not load"   # labs/grader.py execute
-
-def run_key(nb, limits: sandbox.Limits) -> str:
-    """Everything that changes a run: the notebook, the probe kit, the runner and the sandbox's
-    sources, every limit (UNSAFE included), the device, Python and torch."""
-    from . import grader
-
-    parts = [json.dumps([(c.cell_type, c.source) for c in nb.cells]), grader.KIT.read_text(),
-             sandbox.RUNNER.read_text(), Path(sandbox.__file__).read_text(), sandbox.device(),
-             json.dumps(asdict(limits), sort_keys=True), platform.python_version(), version("torch")]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
-
-
-def cache_file(course: Path, key: str) -> Path:
-    return course / CACHE / f"{key}.json"
-
-
-def load(course: Path, key: str) -> sandbox.Run | None:
-    path = cache_file(course, key)
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return sandbox.Run(statuses={int(k): v for k, v in data["statuses"].items()},
-                       outputs={int(k): v for k, v in data["outputs"].items()},
-                       errors={int(k): v for k, v in data["errors"].items()},
-                       events=data["events"], seconds=data["seconds"], timing=data.get("timing", {}),
-                       cell_seconds={int(k): v for k, v in data.get("cell_seconds", {}).items()})
-
-
-def store(course: Path, key: str, run: dict) -> bool:
-    """Write one run, once (atomic rename); False when the key was already there."""
-    path = cache_file(course, key)
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(run))
-    os.replace(tmp, path)
-    return True
-
-
-def timed_out(run: dict | sandbox.Run) -> bool:
-    """A cell ran past its timeout, the notebook past its wall-clock budget, or the grader's own
-    first cell (the probe kit, before any student code) did not finish: all retried."""
-    data = asdict(run) if isinstance(run, sandbox.Run) else run
-    return any(s == "timeout" for s in data.get("statuses", {}).values()) or \
-        any("wall-clock budget" in str(e) for e in data.get("events", [])) or kit_failed(data)
-
-
-def kit_failed(run: dict | sandbox.Run) -> bool:
-    data = asdict(run) if isinstance(run, sandbox.Run) else run
-    return any(str(e) == KIT_FAILED for e in data.get("events", []))
-
 
 class Contention:
     """How long the processes this process starts (the sandbox and everything in it) waited for
@@ -249,27 +195,23 @@ def retry(cells: list[tuple[str, str]], limits: sandbox.Limits) -> Retry:
 
 def execute_task(cells: list[tuple[str, str]], limits: dict) -> dict:
     """A worker's whole job: run one notebook in a sandbox, return its Run as plain data."""
-    from . import grader
-
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(src) if kind == "code" else nbformat.v4.new_markdown_cell(src)
         for kind, src in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return asdict(grader.execute(nb, lim=sandbox.Limits(**limits)))
+    return asdict(execute(nb, lim=sandbox.Limits(**limits)))
 
 
 def prepared(course: Path, assignment: str, student: str, notebook: str, db_url: str, preprocessors):
     """What SandboxedExecute will run for this submission: the notebook after the configured
-    sanitize preprocessors (as nbgrader prepares it), made runnable (labs/grader.py)."""
-    from . import grader
-
+    sanitize preprocessors (as nbgrader prepares it), made runnable (labs/grading/plan.py)."""
     nb = notebooks.read(course / "submitted" / student / assignment / f"{notebook}.ipynb")
     resources = {"unique_key": notebook, "lab_course_root": str(course),
                  "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook, "db_url": db_url}}
     for pp in preprocessors:
         nb, resources = pp.preprocess(nb, resources)
     source = notebooks.read(course / "source" / assignment / f"{notebook}.ipynb")
-    return grader.runnable(nb, grader.skipped_sources(source))
+    return runnable(nb, skipped_sources(source))
 
 
 def sanitize_preprocessors(course: Path) -> list:

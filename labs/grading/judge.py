@@ -1,6 +1,6 @@
 """The judge: verdicts from probe data, outside the student's kernel.
 
-Each graded test cell's hidden part only probes (labs/probekit.py): it displays records of
+Each graded test cell's hidden part only probes (labs/grading/probekit.py): it displays records of
 what the student's code returned on the grader's inputs. The judge runs in the grading
 process. For each graded cell it compares the student's records with the records the
 instructor's solution produced on the same probes (`Reference`), using only the

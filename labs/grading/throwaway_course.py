@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from . import ASSIGNMENT, build, checks, db_url, notebooks
+from .. import ASSIGNMENT, db_url
+from ..course import build, checks, notebooks
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """make bench-grading: stock nbgrader against this project's grading, side by side, one class.
 
-    python -m labs.bench_grading [--students 60] [--keep DIR]
+    python -m labs.grading.bench [--students 60] [--keep DIR]
 
 The class: `--students` synthetic submissions of one notebook each, cycling through every
 lesson's corpus (right and wrong answers), the solution, the untouched release, a crashing
@@ -9,7 +9,7 @@ Both graders see the same files, with the same per-cell timeout:
 
 - stock: `nbgrader autograde` with a stock nbgrader_config.py (serial, no sandbox, no judge);
   its source notebooks carry the probe kit in their setup cell, so the same code runs;
-- ours: `labs.workflow.autograde` with every default (sandboxes, judge, one worker per core).
+- ours: `labs.grading.autograde.autograde` with every default (sandboxes, judge, one worker per core).
 
 Printed: notebooks per minute for both, the speedup, and the cost of one notebook broken down
 (sandbox start, kernel start, imports, lesson cells, probes, judge), from the grading reports.
@@ -28,13 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import ROOT, build, corpus, grading, notebooks, workflow
+from .. import ROOT
+from ..course import build, corpus, notebooks
+from . import autograde
+from .throwaway_course import Course
 
 CELL_TIMEOUT = 20
 TARGET = 3.0  # our throughput at least 3x stock's on the same machine
 
 
-def _class(course: grading.Course, students: int) -> None:
+def _class(course: Course, students: int) -> None:
     names = course.notebook_names()
     # the crashing and the endless one first: every class has them, whatever the corpora's size
     kinds = [("crash", names[0]), ("endless", names[-1])] + [("solution", n) for n in names] + \
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="copy both courses here afterwards")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lab-bench-grading-") as tmp:
-        ours = grading.Course.create(Path(tmp) / "ours")
+        ours = Course.create(Path(tmp) / "ours")
         with open(ours.root / "nbgrader_config.py", "a") as fh:
             fh.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\nc.SandboxedExecute.timeout = {CELL_TIMEOUT}\n")
         _class(ours, args.students)
@@ -104,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         stock_s = time.perf_counter() - t0
         graded_stock = len(list(stock.glob("autograded/*/lab_2_1_3/*.ipynb")))
 
-        workflow.prepare(ours.root, "lab_2_1_3", out=io.StringIO())  # the solution's reference: once per source
+        autograde.prepare(ours.root, "lab_2_1_3", out=io.StringIO())  # the solution's reference: once per source
         t0 = time.perf_counter()
-        res = workflow.autograde(ours.root, out=io.StringIO())
+        res = autograde.autograde(ours.root, out=io.StringIO())
         ours_s = time.perf_counter() - t0
         parts = _breakdown(ours.root)
         if args.keep:
@@ -115,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     stock_rate, ours_rate = 60 * n / stock_s, 60 * n / ours_s
     speedup = ours_rate / stock_rate
     print(f"class: {n} notebooks (right, wrong, crashing, endless), per-cell timeout {CELL_TIMEOUT} s, "
-          f"{workflow.default_jobs()} cores")
+          f"{autograde.default_jobs()} cores")
     print(f"{'grader':48s} {'seconds':>8s} {'notebooks/min':>14s}")
     print(f"{'stock nbgrader autograde (serial, no sandbox)':48s} {stock_s:8.0f} {stock_rate:14.1f}"
           f"   ({graded_stock} graded, exit {proc.returncode})")
-    print(f"{'labs.workflow autograde (sandbox + judge)':48s} {ours_s:8.0f} {ours_rate:14.1f}"
+    print(f"{'python -m labs.grading autograde (sandbox + judge)':48s} {ours_s:8.0f} {ours_rate:14.1f}"
           f"   ({sum(not r.failed for r in res.values())} students graded)")
     status = "met" if speedup >= TARGET else "MISSED"
     print(f"speedup: {speedup:.2f}x (target >= {TARGET:g}x: {status})")

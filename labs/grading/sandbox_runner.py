@@ -4,7 +4,7 @@
 
 FIRST_CELL_TIMEOUT (default CELL_TIMEOUT) is the first code cell's: the grader's own, when it puts one there.
 
-LOG_FD is a descriptor the coordinator (labs/sandbox.py) opened on a file outside the sandbox and
+LOG_FD is a descriptor the coordinator (labs/grading/sandbox.py) opened on a file outside the sandbox and
 passed down. One JSON line when the kernel is ready ({"runner": {"started": t, "kernel_ready": t}}),
 then one per code cell, written as soon as the cell finishes:
     {"index": i, "status": "ok" | "error" | "timeout" | "died", "outputs": [...], "ename": ..., "seconds": s}

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import ROOT, notebooks
+from .. import ROOT
+from . import notebooks
 
 CORPUS = ROOT / "tests" / "corpus"
 _CELL = re.compile(r"^# %% cell: (\S+)\s*$", re.M)

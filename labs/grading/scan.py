@@ -2,7 +2,7 @@
 
 What it decides: nothing. Every finding is a review flag for an instructor (grader.Judge lists them in the
 report). Zero for delegation is given only on runtime evidence: a graded test's own probes' op and call logs
-(labs/probekit.py, labs/judge.py). A name in a cell is never evidence.
+(labs/grading/probekit.py, labs/grading/judge.py). A name in a cell is never evidence.
 
 Which cells: with the source notebook, every code cell whose text differs from each of the source's code
 cells (blank lines ignored; a locked cell as the release shows it, hidden tests dropped, counts as the

@@ -1,6 +1,6 @@
 """Gates on the generated trees: freshness, leaks, cleanliness.
 
-    python -m labs.checks            # all gates, exit 1 on the first failing one
+    python -m labs.course.checks            # all gates, exit 1 on the first failing one
 
 Each function returns a list of human-readable problems (empty: the gate passes), so
 tests assert on them and the command line prints them.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import ROOT, build, notebooks
+from .. import ROOT
+from . import build, notebooks
 
 MIN_SECRET_CHARS = 6  # shorter lines (`else:`, `)`) say nothing about an answer
 

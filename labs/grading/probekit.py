@@ -1,10 +1,10 @@
 """Kernel-side probe helpers for graded tests (runs INSIDE the sandboxed kernel).
 
 The grader runs this file's source in the student's kernel before the notebook's first
-cell (labs/sandbox.py). The hidden part of each graded test cell then only *probes*: it
+cell (labs/grading/sandbox.py). The hidden part of each graded test cell then only *probes*: it
 calls the student's code on inputs the grader chose, through `_probe(what, fn, ...)`,
 and `_probe` displays what came back as data under `MIME`. It decides nothing: the judge
-(labs/judge.py, in the grading process) compares each record with the same record from
+(labs/grading/judge.py, in the grading process) compares each record with the same record from
 the instructor's solution, with the options (tolerances, kinks, hints) taken from the
 solution's record, never from the student's.
 

@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import ASSIGNMENT, ROOT, VENV_BIN
+from .. import ASSIGNMENT, ROOT, VENV_BIN
 
 WORK = "student"
 FIRST_LESSON = "01_hardswish.ipynb"
