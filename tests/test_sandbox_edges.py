@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -521,3 +522,64 @@ def test_no_host_path_shows_inside(tmp_path, monkeypatch):
     # Control: without the sandbox the same code names the course (the runner's own path).
     unsafe = run(PEEK.format(pids="[os.getppid()]"), limits=UNSAFE)
     assert str(ROOT) in _host_paths(json.dumps(facts(unsafe, 0)))
+
+
+# --- 6. the interpreter: a symlinked venv runs, and a sandbox that cannot start it says so -------------
+
+SYMLINKED = r'''
+import json, sys
+sys.path.insert(0, {root!r})
+from labs.grading import sandbox
+import nbformat
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.prefix)")])
+nb.metadata["kernelspec"] = {{"name": "python3", "display_name": "Python 3", "language": "python"}}
+sandbox.check(sandbox.Limits(cell_seconds=30, notebook_seconds=90))
+r = sandbox.run_notebook(nb, sandbox.Limits(cell_seconds=30, notebook_seconds=90))
+print(json.dumps({{"statuses": r.statuses, "events": r.events, "executable": sys.executable,
+                  "out": "".join(o.get("text", "") for o in r.outputs.get(0, []))}}))
+'''
+
+
+def test_a_course_whose_venv_is_a_symlink_grades(tmp_path):
+    """Seen in a course whose .venv is a symlink: the sandbox bound the resolved prefix but ran the
+    interpreter by the linked path, so nothing started. Both paths are bound now."""
+    link = tmp_path / "course" / ".venv"
+    link.parent.mkdir()
+    link.symlink_to(Path(sys.prefix).resolve())
+    python = link / "bin" / "python"
+    proc = subprocess.run([str(python), "-c", SYMLINKED.format(root=str(ROOT))], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["executable"] == str(python)
+    assert result["statuses"] == {"0": "ok"} and result["events"] == [], result
+    assert result["out"].strip() == str(link), result   # the venv, by the path it was started by
+
+
+def test_a_sandbox_that_cannot_start_the_interpreter_says_so(monkeypatch):
+    """Without the interpreter's prefix inside, nothing starts: `check` (run before any student by
+    `make autograde`) and a run both name the interpreter, instead of a bare "status not run"."""
+    binds = sandbox._system_binds
+
+    def without_prefix():
+        args, out = binds(), []
+        i = 0
+        while i < len(args):
+            if args[i] == "--ro-bind" and not args[i + 1].startswith(("/usr", "/bin", "/lib", "/sbin", "/etc")):
+                i += 3
+                continue
+            out.append(args[i])
+            i += 1
+        return out
+
+    monkeypatch.setattr(sandbox, "_system_binds", without_prefix)
+    if not str(Path(sys.executable).resolve()).startswith("/usr"):
+        with pytest.raises(sandbox.SandboxUnavailable, match="cannot start the interpreter") as err:
+            sandbox.check(FAST)
+        assert sys.executable in str(err.value)
+        result = run("print(1)")
+        assert result.statuses == {}
+        assert any("could not start the interpreter" in e and sys.executable in e for e in result.events), \
+            result.events
+    else:
+        pytest.fail("the grader's Python must come from a venv outside /usr for this test (make setup builds one)")

@@ -268,11 +268,17 @@ def _system_binds() -> list[str]:
     for etc in ("/etc/fonts", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
                 "/etc/alternatives", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group"):
         args += ["--ro-bind-try", etc, etc]
-    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
-    prefixes.add(Path(sys.executable).resolve().parent.parent)
-    for prefix in sorted(prefixes):
-        if not str(prefix).startswith("/usr"):
-            args += ["--ro-bind", str(prefix), str(prefix)]
+    # The interpreter runs at the path this process runs it by (sys.executable, unresolved: a venv's python
+    # finds its pyvenv.cfg next to that path). Each prefix is bound at its real path and, where the path
+    # goes through a link (a symlinked .venv), at the linked path too, onto the same real folder.
+    binds: dict[str, str] = {}
+    for prefix in (Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent.parent):
+        real = prefix.resolve()
+        for at in (real, Path(os.path.abspath(prefix))):
+            if not str(at).startswith("/usr"):
+                binds.setdefault(str(at), str(real))
+    for at, real in sorted(binds.items()):
+        args += ["--ro-bind", real, at]
     return args
 
 
@@ -373,11 +379,18 @@ def check(limits: Limits = Limits()) -> None:
     try:
         cmd = bwrap_command({}, ["/bin/true"], {}, limits, fds)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, pass_fds=fds)
+        if proc.returncode:
+            raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here: {proc.stderr.strip()[:500]}")
+        # The interpreter the runner needs, started the way a run starts it (sandbox_runner.py imports these).
+        cmd = bwrap_command({}, [sys.executable, "-c", "import jupyter_client, ipykernel"], _sandbox_env(limits),
+                            limits, fds)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, pass_fds=fds, env=_sandbox_env(limits))
+        if proc.returncode:
+            raise SandboxUnavailable(f"the sandbox cannot start the interpreter {sys.executable} (exit status "
+                                     f"{proc.returncode}): {proc.stderr.strip()[-500:]}")
     finally:
         _close(fds)
         cgroup.remove()
-    if proc.returncode:
-        raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here: {proc.stderr.strip()[:500]}")
 
 
 # --- one notebook ------------------------------------------------------------------------
@@ -440,6 +453,10 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits = Limits()) -> Run:
             if cgroup and cgroup.oom_killed():
                 run.events.append(f"the submission ran out of its memory bound ({limits.memory_mb} MiB for all "
                                   "its processes together) and a process was killed")
+            if proc.returncode not in (None, 0) and log.stat().st_size == 0 and not run.events:
+                # not one line from the runner: the interpreter itself did not start (never the student's doing)
+                run.events.append(f"the sandbox could not start the interpreter {argv[0]} (exit status "
+                                  f"{proc.returncode}, no output from the runner)")
             try:
                 _read_cells(log, nb, limits, run)
             except Exception as err:  # noqa: BLE001 - one notebook's log never stops the batch
