@@ -59,7 +59,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	LAB_DEVICE=cpu $(PY) -m pytest -q tests/test_gates.py tests/test_scan.py tests/test_judge.py \
-	  tests/test_setup.py tests/test_architecture.py
+	  tests/test_setup.py tests/test_architecture.py tests/test_feedback.py
 
 # The system packages the tests need (bubblewrap, postgresql, chromium) and root are checked first,
 # and installed with apt-get where that is possible; otherwise it stops before any test (tools/system-deps.sh).

@@ -109,7 +109,20 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "labs.grading.nbgrader_steps.ClearHiddenTestCells",
     "labs.grading.nbgrader_steps.SanitizeStudentHTML",
+    "labs.grading.nbgrader_steps.OfflineMath",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+# The page opens offline and calls no third party: nbgrader's feedback template with its MathJax-from-a-CDN
+# macro replaced (labs/grading/templates/feedback/mathjax.html.j2, found first), the math written
+# as MathML by OfflineMath.
+import nbgrader  # noqa: E402
+
+import labs  # noqa: E402
+
+c.HTMLExporter.template_name = "feedback"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(labs.__file__), "grading", "templates"),
+    os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
 ]
 
 # --- collecting an LMS download ----------------------------------------------

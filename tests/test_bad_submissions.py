@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -307,6 +308,13 @@ def test_feedback_is_inert_html(batch):
         live.feed(page.read_text())
         assert live.found == [], f"{page}: live code survived sanitizing: {live.found[:3]}"
         assert page.stat().st_size < 4_000_000, f"{page} is {page.stat().st_size} bytes"
+        # opens offline, calls no third party: no script, stylesheet, image or font from anywhere else
+        text = page.read_text()
+        remote = re.findall(r"""src\s*=\s*["']?(?:https?:)?//|<link[^>]+href\s*=\s*["']?(?:https?:)?//"""
+                            r"""|url\(\s*["']?(?:https?:)?//|@import""", text)
+        assert remote == [], f"{page}: loads {remote[:3]}"
+        assert "<script src" not in text and "MathJax.Hub" not in text and "cdnjs" not in text, page
+        assert text.count("<math ") >= 20, f"{page}: the lesson's math is not MathML"
     script = course.root / "feedback" / "bad-attack_script" / "lab_2_1_3" / f"{NOTEBOOK}.html"
     assert "&lt;script&gt;alert('submitted')" in script.read_text(), "the submitted output is shown, escaped"
     graded = notebooks.read(course.root / "autograded" / "bad-attack_script" / "lab_2_1_3" / f"{NOTEBOOK}.ipynb")

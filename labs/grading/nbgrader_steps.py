@@ -3,7 +3,8 @@
     sanitize:  DeduplicateIds, KeepSubmittedOutputs, ClearOutput, OverwriteKernelspec,
                OverwriteCells, RestoreCellOrder, CheckCellMetadata
     autograde: SandboxedExecute -> Judge -> SanitizeStudentHTML -> SaveAutoGrades -> ...
-    feedback:  GetGrades, ClearHiddenTestCells, SanitizeStudentHTML, CSSHTMLHeaderPreprocessor
+    feedback:  GetGrades, ClearHiddenTestCells, SanitizeStudentHTML, OfflineMath, CSSHTMLHeaderPreprocessor
+               with the template labs/grading/templates/lab_feedback (no script, no third party)
 
 - `SandboxedExecute` takes the run the fan-out already stored for exactly this notebook
   (labs/grading/runs.py), or runs it now (labs/grading/execute.py); what comes back is data in
@@ -18,8 +19,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -216,3 +219,79 @@ class SanitizeStudentHTML(SanitizeHTML):
         if cell.cell_type != "code" and utils.is_locked(cell) and not utils.is_solution(cell):
             return cell, resources
         return super().preprocess_cell(cell, resources, cell_index)
+
+
+# Markdown that is code (fenced blocks, inline code spans) keeps its dollars; outside it, $$...$$ and $...$
+# (not \$, not spanning a blank line) are TeX, as the notebook's own renderer reads them.
+_CODE = re.compile(r"(?ms)^(```|~~~).*?^\1[^\n]*$|(`+)(?:(?!\2).)+?\2")
+_MATH = re.compile(r"(?s)(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<![\\$])\$(?!\s)((?:[^$\n\\]|\\.)+?)(?<![\s\\])\$(?!\d)")
+
+
+# What the page may hold of the converter's output: presentation MathML elements and layout attributes,
+# values without parentheses, colons or quotes (no url(), no javascript:). Anything else: the TeX stays text.
+_MATHML_TAGS = frozenset("""math mrow mi mn mo ms mtext mspace mfrac msqrt mroot msub msup msubsup munder mover
+    munderover mtable mtr mtd mstyle mpadded mphantom menclose mfenced semantics annotation none mprescripts
+    mmultiscripts merror""".split())
+_MATHML_ATTRS = frozenset("""display mathvariant stretchy fence separator lspace rspace columnalign rowalign
+    rowspacing columnspacing columnlines rowlines frame accent accentunder movablelimits minsize maxsize symmetric
+    largeop displaystyle scriptlevel mathcolor mathbackground width height depth linethickness notation form
+    align voffset encoding""".split())
+_SAFE_VALUE = re.compile(r"[\w#.%+\- ]{0,64}")
+_NS = "{http://www.w3.org/1998/Math/MathML}"
+
+
+def _safe_mathml(text: str) -> str:
+    """The converter's MathML rebuilt from an allowlist (elements, attributes, values), text escaped;
+    ValueError when it holds anything else (an <img> from \\text{...}, an href, a style)."""
+    import xml.etree.ElementTree as ET
+
+    def build(node) -> str:
+        tag = node.tag[len(_NS):] if node.tag.startswith(_NS) else node.tag
+        if tag not in _MATHML_TAGS:
+            raise ValueError(f"element {tag[:20]!r}")
+        attrs = []
+        for name, value in node.attrib.items():
+            if name not in _MATHML_ATTRS or not _SAFE_VALUE.fullmatch(value):
+                raise ValueError(f"attribute {name[:20]!r}")
+            attrs.append(f' {name}="{html.escape(value)}"')
+        if tag == "math":
+            attrs.insert(0, ' xmlns="http://www.w3.org/1998/Math/MathML"')
+        inner = html.escape(node.text or "", quote=False) + "".join(
+            build(child) + html.escape(child.tail or "", quote=False) for child in node)
+        return f"<{tag}{''.join(attrs)}>{inner}</{tag}>"
+
+    return build(ET.fromstring(text))
+
+
+class OfflineMath(NbGraderPreprocessor):
+    """The feedback page's math as MathML, written into the page: it opens offline and calls no third
+    party (nbgrader's feedback template loads MathJax from a public CDN; ours, lab_feedback, loads no
+    script at all). Runs after SanitizeStudentHTML: the MathML is made here, by latex2mathml, from TeX
+    text, and rebuilt from an allowlist; TeX it cannot read, or longer than `max_chars`, stays exactly
+    as it was (already sanitized where a student wrote it)."""
+
+    enabled = Bool(True)
+    max_chars = Integer(4000, help="longest TeX expression converted (a student's text is bounded)").tag(config=True)
+
+    def _math(self, match: re.Match) -> str:
+        from latex2mathml.converter import convert
+
+        display, tex = match.group(1) is not None, match.group(1) or match.group(2)
+        if len(tex) > self.max_chars:
+            return match.group(0)
+        try:  # MathJax reads the page's text, where entities (&lt; in a table) are already characters
+            return _safe_mathml(convert(html.unescape(tex).strip(), display="block" if display else "inline"))
+        except Exception:  # noqa: BLE001 - TeX the converter cannot read, or unsafe output: the text as it was
+            return match.group(0)
+
+    def convert(self, text: str) -> str:
+        out, at = [], 0
+        for code in _CODE.finditer(text):
+            out += [_MATH.sub(self._math, text[at:code.start()]), code.group(0)]
+            at = code.end()
+        return "".join(out + [_MATH.sub(self._math, text[at:])])
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "markdown":
+            cell.source = self.convert(cell.source)
+        return cell, resources
