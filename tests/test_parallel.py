@@ -37,10 +37,17 @@ def test_the_corpora_went_through_a_dask_cluster_into_postgresql(graded):
 def test_serial_grading_gives_exactly_the_parallel_scores(graded, serial):
     """JOBS=1 into SQLite (nbgrader executes every notebook itself, one after the other; started in
     the background when the tests were collected) gives exactly the scores and failure messages
-    of the Dask cluster into PostgreSQL, for every corpus notebook."""
-    parallel = corpora.comparable(graded)
+    of the Dask cluster into PostgreSQL, for the solution, the untouched release and, per lesson, a
+    right, a wrong and a flagged corpus answer (tests/corpora.py: serial_sample)."""
+    students = set(serial["scores"])
+    parallel = corpora.comparable(graded, students)
     assert serial["db_url"].startswith("sqlite:///")
-    assert len(serial["scores"]) == len(parallel["scores"]) >= 30
+    lessons = {p.stem for p in (ROOT / "source" / "lab_2_1_3").glob("*.ipynb")}
+    sample = corpora.serial_sample(corpus.entries())
+    assert {e.notebook for e in sample} == lessons
+    assert {"solution", "untouched"} | {e.student for e in sample} == students
+    assert sum(e.expect_full for e in sample) == len(lessons)
+    assert sum(bool(e.expect_fails) and not e.expect_review for e in sample) >= len(lessons)
     assert serial["scores"] == parallel["scores"]
     assert serial["messages"] == parallel["messages"]
     assert serial["ran_in_fanout"].keys() == parallel["ran_in_fanout"].keys()
@@ -74,7 +81,7 @@ def test_workers_and_nbgrader_agree_on_the_device(monkeypatch):
     assert runs.run_key(nb, execute.limits(60)) != unset
 
 
-@pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "04_modern_swish"])
+@pytest.mark.parametrize("lesson", ["01_hardswish", "02_checkpointing", "03_saved_tensor_hooks", "04_modern_swish"])
 def test_show_only_cells_are_skipped_by_source_text_only(lesson):
     """Cells tagged `grading-skip` in the source are not run while grading (the solution still
     passes every graded test without them: the reference is computed that way, and grading stops
@@ -118,7 +125,7 @@ def test_a_show_only_cell_is_skipped_only_when_nothing_that_runs_reads_its_names
 
 @pytest.mark.parametrize(("lesson", "name", "binds"), [
     ("01_hardswish", "correct_uses_lesson_helper", "via_relu6"),
-    ("02_checkpointing", "hooks_correct_dict", "warnings"),
+    ("03_saved_tensor_hooks", "hooks_correct_dict", "CheckpointError"),
 ])
 def test_an_answer_using_a_show_only_cells_name_runs_that_cell(lesson, name, binds):
     """A student's answer may use a lesson helper or an import of a show-only cell: that cell then runs
