@@ -87,6 +87,45 @@ def hardswish() -> list[Row]:
         Row("hardswish", "the tuned answer (in place, solutions) fwd+bwd (ms)", best["tuned"] * 1e3, "", None),
         Row("hardswish", "readable answer / built-in time ratio", readable, "", None),
         Row("hardswish", "tuned answer / built-in time ratio", tuned, "<= 3.0", tuned <= 3.0),
+        *hardswish_compiled(ns["hard_swish_custom"], timed, x),
+    ]
+
+
+def hardswish_compiled(answer: Callable, timed: Callable[[Callable], float], x) -> list[Row]:
+    """What torch.compile does to the answer (lesson 1, section 5): the answer eager and compiled, the
+    built-in compiled and eager, forward+backward on one thread, side by side in interleaved rounds.
+    Where torch.compile cannot run (no C++ compiler), one row says so and the compiled rows are left out."""
+    import torch
+    import torch.nn.functional as F
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # process-wide: restored below
+    try:
+        compiled: dict[str, Callable] = {}
+        for name, fn in (("answer", answer), ("builtin", F.hardswish)):
+            try:
+                compiled[name] = torch.compile(fn)
+                leaf = x.clone().requires_grad_(True)
+                compiled[name](leaf).sum().backward()  # the compilation, once, on the timed input's shape
+            except Exception as err:  # noqa: BLE001 (reported as a row, not a crash)
+                reason = (str(err).strip().splitlines() or [""])[0][:80]
+                return [Row("hardswish", f"torch.compile unavailable, compiled rows skipped: {type(err).__name__}: "
+                            f"{reason}", float("nan"), "", None)]
+        best: dict[str, float] = {}
+        for _ in range(3):  # interleaved rounds, best of each
+            for name, fn in (("builtin", F.hardswish), ("answer", answer),
+                             ("compiled answer", compiled["answer"]), ("compiled builtin", compiled["builtin"])):
+                best[name] = min(best.get(name, float("inf")), timed(fn))
+    finally:
+        torch.set_num_threads(threads)
+    ratio = {name: best[name] / best["builtin"] for name in best}
+    faster = best["compiled answer"] / best["answer"]
+    return [
+        Row("hardswish", "1 thread: F.hardswish eager fwd+bwd (ms)", best["builtin"] * 1e3, "", None),
+        Row("hardswish", "1 thread: the answer eager / built-in eager", ratio["answer"], "", None),
+        Row("hardswish", "1 thread: the answer compiled / built-in eager", ratio["compiled answer"], "", None),
+        Row("hardswish", "1 thread: built-in compiled / built-in eager", ratio["compiled builtin"], "", None),
+        Row("hardswish", "1 thread: the answer compiled / the answer eager", faster, "< 1.0", faster < 1.0),
     ]
 
 
