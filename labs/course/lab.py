@@ -5,8 +5,11 @@ overwritten: it holds the student's answers), so the committed release/ stays
 equal to its regeneration. JupyterLab serves the course root (the repository):
 nbgrader's Validate button and the instructor's formgrader read
 nbgrader_config.py from the directory the server runs in, and the formgrader
-needs the course inside the server's root. The browser test (tests/test_browser.py)
-starts the server with the same `command()` on a throwaway course copy.
+needs the course inside the server's root. Validate is nbgrader's, followed by the
+grader's review scan (labs/course/validate.py, which serves Validate in place of nbgrader's own
+server extension): it lists what grading will flag for review. The browser tests
+(tests/test_browser.py, tests/test_validate.py) start the server with the same `command()`
+on a throwaway course copy.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .. import ASSIGNMENT, ROOT, VENV_BIN
 
 WORK = "student"
 FIRST_LESSON = "01_hardswish.ipynb"
+# Validate: nbgrader's, then the grader's review scan (labs/course/validate.py serves its URL instead).
+EXTENSIONS = {"labs.course.validate": True, "nbgrader.server_extensions.validate_assignment": False}
 
 
 def prepare(course: Path = ROOT, assignment: str = ASSIGNMENT) -> Path:
@@ -46,6 +51,7 @@ def command(course: Path = ROOT, *extra: str, notebook: str = FIRST_LESSON) -> l
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.root_dir={course}",
         f"--LabApp.default_url=/lab/tree/{notebook_url_path(notebook=notebook)}",
+        *(f"--ServerApp.jpserver_extensions={name}={on}" for name, on in EXTENSIONS.items()),
         # Containers and CI run as root; Jupyter refuses that without being told.
         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
         *extra,
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Your working copy of the lab: {dest.relative_to(ROOT)}/ (release/ stays as released).")
     print("In a notebook: run the cells, write your answer, then press Validate in the notebook toolbar.")
     os.chdir(ROOT)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     cmd = command(ROOT, *args)
     os.execv(cmd[0], cmd)
     return 1  # not reached
