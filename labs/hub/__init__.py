@@ -17,10 +17,14 @@ PAM and starts each user's server as that user). What it sets up:
   nbgrader's permissions: the root 1777 (sticky), the course's outbound 0755, inbound 3733 (no
   listing; sticky), feedback 0711, owned by the instructor;
 - the repository locked while the hub runs: every top-level entry but the ones students may see
-  (the venv their servers run from, release/, docs, the environment files) loses its
-  permissions for others (source/, solutions/, tests/ with its corpora, .git, the grading
-  state...); labs/ stays readable by the instructor's group (`lab-hub-staff`). `stop` restores
-  the modes it changed;
+  (the venv their servers run from, release/, docs, the environment files, labs/: the course's
+  tooling, which their Validate imports for the grader's review scan) loses its permissions for
+  others (source/, solutions/, tests/ with its corpora, .git, the grading state...). `stop`
+  restores the modes it changed;
+- Validate's review rules: per lesson, what the grader's scan reads of the source notebook, with
+  no hidden test and no solution (labs/course/validate.py `rules`), published under the exchange
+  (`<exchange>/<course>/lab-review/<assignment>/`, readable by all) at every start, so that a
+  student's Validate lists what grading will flag;
 - grading without root: a memory and a pids cgroup delegated to the instructor, which the
   instructor's server starts in (hub/enter-cgroup.sh), so the formgrader's Autograde runs the
   project's sandboxed, judged grading (labs/grading/nbgrader_steps.py via the course's nbgrader_config.py:
@@ -55,12 +59,12 @@ from .. import ASSIGNMENT, ROOT, VENV_BIN
 HUB_DIR = ROOT / "hub"
 COURSE_ID = "autograd-deep-dive"
 MARK = "lab-hub"                       # GECOS of every account this module creates
-STAFF = "lab-hub-staff"                # the instructor's group: may read labs/
+STAFF = "lab-hub-staff"                # the instructor's group
 PROXY_VERSION = "5.3.0"                # configurable-http-proxy, from npm
-# What students may see of the repository while the hub runs (their servers run from .venv).
+# What students may see of the repository while the hub runs (their servers run from .venv;
+# their Validate imports labs.course.validate and the grader's scan from labs/).
 OPEN = {".venv", "hub", "release", "docs", "tools", ".ci", "README.md", "Makefile", "requirements.txt",
-        "environment.yml", "pyproject.toml", ".gitignore"}
-STAFF_ONLY = {"labs"}
+        "environment.yml", "pyproject.toml", ".gitignore", "labs"}
 
 
 class HubError(RuntimeError):
@@ -304,21 +308,30 @@ def setup_exchange(settings: Settings) -> Path:
     return root
 
 
+def publish_review_rules(settings: Settings) -> list[Path]:
+    """Validate's review rules for every lesson of the instructor's course (labs/course/validate.py):
+    under the exchange's course folder, owned by the instructor, readable by all."""
+    from ..course import validate
+
+    pw = pwd.getpwnam(settings.instructor)
+    top = settings.exchange / COURSE_ID / validate.REVIEW_DIR
+    written = validate.write_rules(course_dir(settings) / "source" / ASSIGNMENT, top / ASSIGNMENT)
+    for path in [top, top / ASSIGNMENT, *written]:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+        os.chmod(path, 0o644 if path.is_file() else 0o755)
+    return written
+
+
 def lock_repository(settings: Settings) -> dict:
     """Take the permissions for others off every top-level entry of the repository that students
-    must not read; labs/ readable by the instructor's group. Returns what to restore."""
+    must not read. Returns what to restore."""
     record = _load(settings.state / "locked.json", {})
-    staff = grp.getgrnam(STAFF).gr_gid
     for entry in sorted(ROOT.iterdir()):
         if entry.name in OPEN or entry.is_symlink():
             continue
         st = entry.lstat()
         record.setdefault(entry.name, {"mode": stat.S_IMODE(st.st_mode), "gid": st.st_gid})
-        if entry.name in STAFF_ONLY:
-            os.chown(entry, -1, staff)
-            os.chmod(entry, (stat.S_IMODE(st.st_mode) & ~0o007) | 0o050)
-        else:
-            os.chmod(entry, stat.S_IMODE(st.st_mode) & ~0o007)
+        os.chmod(entry, stat.S_IMODE(st.st_mode) & ~0o007)
     _save(settings.state / "locked.json", record)
     return record
 
@@ -522,6 +535,7 @@ def start(settings: Settings | None = None, students: list[str] | None = None, o
         setup_course(settings)
         _add_students(settings, users["students"])
         setup_exchange(settings)
+        publish_review_rules(settings)
         env = {"PATH": f"{settings.proxy.parent}:{VENV_BIN}:/usr/bin:/bin",
                "LANG": os.environ.get("LANG", "C.UTF-8"),
                "LAB_HUB_SETTINGS": str(_write_settings(settings, users, cgroups, student_bin))}
