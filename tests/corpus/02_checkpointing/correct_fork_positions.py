@@ -1,5 +1,6 @@
 # expect: full
-# why: a correct variant: fork_rng over the CUDA devices of the inputs, tensors located by index, grads via a dict
+# why: a correct variant: fork_rng over the CUDA devices of the inputs, tensors located by index, grads via a dict,
+#   the autocast state as (enabled, dtype) per device type, replayed with an ExitStack
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     @staticmethod
@@ -13,6 +14,9 @@ class CheckpointFunction(Function):
         if preserve_rng_state:
             ctx.cpu = torch.random.get_rng_state()
             ctx.gpu = [torch.cuda.get_rng_state(d) for d in ctx.devices]
+        ctx.amp = {t: (torch.is_autocast_enabled(t), torch.get_autocast_dtype(t))
+                   for t in {"cpu", *(a.device.type for a in args if torch.is_tensor(a))}}
+        ctx.amp_cache = torch.is_autocast_cache_enabled()
         ctx.save_for_backward(*[args[i] for i in sorted(ctx.where)])
         with torch.no_grad():
             return run_function(*args)
@@ -27,8 +31,12 @@ class CheckpointFunction(Function):
                 torch.random.set_rng_state(ctx.cpu)
                 for d, s in zip(ctx.devices, ctx.gpu):
                     torch.cuda.set_rng_state(s, d)
-            with torch.enable_grad():
-                outputs = ctx.run_function(*args)
+            with contextlib.ExitStack() as stack:
+                for device_type, (enabled, dtype) in ctx.amp.items():
+                    stack.enter_context(torch.autocast(device_type, dtype=dtype, enabled=enabled,
+                                                       cache_enabled=ctx.amp_cache))
+                with torch.enable_grad():
+                    outputs = ctx.run_function(*args)
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         live = [i for i, o in enumerate(outputs) if torch.is_tensor(o) and o.requires_grad]

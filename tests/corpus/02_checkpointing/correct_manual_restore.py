@@ -1,5 +1,6 @@
 # expect: full
-# why: a correct variant without fork_rng: saves the caller's states in backward and restores them by hand
+# why: a correct variant without fork_rng: saves the caller's states in backward and restores them by hand;
+#   the autocast state with the lesson's autocast_state / autocast_as tools
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     @staticmethod
@@ -9,6 +10,7 @@ class CheckpointFunction(Function):
         ctx.cuda = torch.cuda.is_initialized()
         if preserve_rng_state:
             ctx.rng = (torch.get_rng_state(), torch.cuda.get_rng_state() if ctx.cuda else None)
+        ctx.autocast = autocast_state({"cpu"} | {a.device.type for a in args if isinstance(a, torch.Tensor)})
         is_tensor = [isinstance(a, torch.Tensor) for a in args]
         ctx.is_tensor = is_tensor
         ctx.others = [None if t else a for t, a in zip(is_tensor, args)]
@@ -33,7 +35,7 @@ class CheckpointFunction(Function):
                 torch.set_rng_state(ctx.rng[0])
                 if ctx.cuda:
                     torch.cuda.set_rng_state(ctx.rng[1])
-            with torch.enable_grad():
+            with torch.enable_grad(), autocast_as(ctx.autocast):
                 out = ctx.fn(*inputs)
         finally:
             torch.set_rng_state(caller[0])

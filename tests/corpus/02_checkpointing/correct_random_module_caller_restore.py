@@ -1,6 +1,7 @@
 # expect: full
 # why: torch.random.get_rng_state / set_rng_state: the caller's CPU and CUDA states saved before the recomputation
-#   and put back after it, instead of fork_rng; tensors found with isinstance
+#   and put back after it, instead of fork_rng; tensors found with isinstance;
+#   torch.autocast objects built in forward from the recorded state, entered and exited by hand in backward
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     @staticmethod
@@ -12,6 +13,9 @@ class CheckpointFunction(Function):
             ctx.state = torch.random.get_rng_state()
             ctx.cuda_state = torch.cuda.get_rng_state() if ctx.cuda else None
         ctx.where = [isinstance(a, torch.Tensor) for a in args]
+        kinds = sorted({"cpu"} | {a.device.type for a in args if isinstance(a, torch.Tensor)})
+        ctx.casts = [torch.autocast(k, dtype=torch.get_autocast_dtype(k), enabled=torch.is_autocast_enabled(k),
+                                    cache_enabled=torch.is_autocast_cache_enabled()) for k in kinds]
         ctx.rest = [None if t else a for t, a in zip(ctx.where, args)]
         ctx.save_for_backward(*[a for t, a in zip(ctx.where, args) if t])
         with torch.no_grad():
@@ -31,7 +35,13 @@ class CheckpointFunction(Function):
                 torch.cuda.set_rng_state(ctx.cuda_state)
         try:
             with torch.enable_grad():
-                out = ctx.fn(*inputs)
+                for cast in ctx.casts:
+                    cast.__enter__()
+                try:
+                    out = ctx.fn(*inputs)
+                finally:
+                    for cast in reversed(ctx.casts):
+                        cast.__exit__(None, None, None)
         finally:
             torch.random.set_rng_state(caller)
             if ctx.cuda:

@@ -1,6 +1,7 @@
 # expect: full
 # why: save_for_backward with None in place of each non-tensor (it accepts None), non-tensors kept in a parallel
-#   list, one backward per output that requires grad
+#   list, one backward per output that requires grad;
+#   the CPU's autocast state as keyword arguments, the accelerator's (if any) as a tuple
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     @staticmethod
@@ -11,6 +12,9 @@ class CheckpointFunction(Function):
             ctx.cpu_state = torch.get_rng_state()
             ctx.cuda_states = [torch.cuda.get_rng_state(d) for d in ctx.devices]
         ctx.others = [None if torch.is_tensor(a) else a for a in args]
+        device = next((a.device.type for a in args if torch.is_tensor(a) and a.device.type != "cpu"), None)
+        ctx.cpu_amp = dict(enabled=torch.is_autocast_enabled("cpu"), dtype=torch.get_autocast_dtype("cpu"))
+        ctx.dev_amp = device and (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         ctx.save_for_backward(*[a if torch.is_tensor(a) else None for a in args])
         with torch.no_grad():
             return run_function(*args)
@@ -24,7 +28,9 @@ class CheckpointFunction(Function):
                 torch.set_rng_state(ctx.cpu_state)
                 for d, s in zip(ctx.devices, ctx.cuda_states):
                     torch.cuda.set_rng_state(s, d)
-            with torch.enable_grad():
+            device_amp = (torch.autocast(ctx.dev_amp[0], enabled=ctx.dev_amp[1], dtype=ctx.dev_amp[2])
+                          if ctx.dev_amp else contextlib.nullcontext())
+            with torch.enable_grad(), torch.autocast("cpu", **ctx.cpu_amp), device_amp:
                 outputs = ctx.run_function(*inputs)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
         used = [(o, g) for o, g in zip(outputs, grad_outputs) if torch.is_tensor(o) and o.requires_grad]

@@ -8,6 +8,7 @@ class CheckpointFunction(Function):
         ctx.preserve_rng_state = preserve_rng_state
         ctx.devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
         # (random state not recorded)
+        ctx.autocast = autocast_state({"cpu"} | {a.device.type for a in args if torch.is_tensor(a)})
         ctx.args = [None if torch.is_tensor(a) else a for a in args]
         ctx.positions = [i for i, a in enumerate(args) if torch.is_tensor(a)]
         ctx.save_for_backward(*(a for a in args if torch.is_tensor(a)))
@@ -19,7 +20,7 @@ class CheckpointFunction(Function):
         args = list(ctx.args)
         for i, saved in zip(ctx.positions, ctx.saved_tensors):
             args[i] = saved.detach().requires_grad_(saved.requires_grad)
-        with torch.enable_grad():
+        with torch.enable_grad(), autocast_as(ctx.autocast):
             outputs = ctx.run_function(*args)
         if torch.is_tensor(outputs):
             outputs = (outputs,)

@@ -1,5 +1,5 @@
 # expect: fails test_rng_caller
-# why: a common buggy version's RNG handling: restores the forward's state without forking,
+# why: restores the forward's state without forking,
 #   so the caller's stream is rewound
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
@@ -11,6 +11,7 @@ class CheckpointFunction(Function):
         if preserve_rng_state:
             ctx.cpu_state = torch.get_rng_state()
             ctx.cuda_states = [torch.cuda.get_rng_state(d) for d in ctx.devices]
+        ctx.autocast = autocast_state({"cpu"} | {a.device.type for a in args if torch.is_tensor(a)})
         ctx.args = [None if torch.is_tensor(a) else a for a in args]
         ctx.positions = [i for i, a in enumerate(args) if torch.is_tensor(a)]
         ctx.save_for_backward(*(a for a in args if torch.is_tensor(a)))
@@ -26,7 +27,7 @@ class CheckpointFunction(Function):
             torch.set_rng_state(ctx.cpu_state)
             for device, state in zip(ctx.devices, ctx.cuda_states):
                 torch.cuda.set_rng_state(state, device)
-        with torch.enable_grad():
+        with torch.enable_grad(), autocast_as(ctx.autocast):
             outputs = ctx.run_function(*args)
         if torch.is_tensor(outputs):
             outputs = (outputs,)

@@ -1,5 +1,5 @@
 # expect: fails test_arguments
-# why: a common buggy version's save_for_backward(*args): a float, int or None argument raises TypeError
+# why: save_for_backward(*args), every argument as if a tensor: a float, int or None argument raises TypeError
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
     @staticmethod
@@ -10,6 +10,7 @@ class CheckpointFunction(Function):
         if preserve_rng_state:
             ctx.cpu_state = torch.get_rng_state()
             ctx.cuda_states = [torch.cuda.get_rng_state(d) for d in ctx.devices]
+        ctx.autocast = autocast_state({"cpu"} | {a.device.type for a in args if torch.is_tensor(a)})
         ctx.save_for_backward(*args)
         with torch.no_grad():
             return run_function(*args)
@@ -22,7 +23,7 @@ class CheckpointFunction(Function):
                 torch.set_rng_state(ctx.cpu_state)
                 for device, state in zip(ctx.devices, ctx.cuda_states):
                     torch.cuda.set_rng_state(state, device)
-            with torch.enable_grad():
+            with torch.enable_grad(), autocast_as(ctx.autocast):
                 outputs = ctx.run_function(*args)
         if torch.is_tensor(outputs):
             outputs = (outputs,)

@@ -1,4 +1,5 @@
-# expect: fails test_gradients test_memory test_arguments test_outputs test_rng_replay test_rng_caller test_counted_once
+# ruff: noqa: E501 (the expect line lists all eight graded tests)
+# expect: fails test_gradients test_memory test_arguments test_outputs test_rng_replay test_rng_caller test_autocast test_counted_once
 # why: returns one gradient per tensor input only, forgetting the two Nones for run_function and preserve_rng_state
 # %% cell: checkpoint_answer
 class CheckpointFunction(Function):
@@ -10,6 +11,7 @@ class CheckpointFunction(Function):
         if preserve_rng_state:
             ctx.cpu_state = torch.get_rng_state()
             ctx.cuda_states = [torch.cuda.get_rng_state(d) for d in ctx.devices]
+        ctx.autocast = autocast_state({"cpu"} | {a.device.type for a in args if torch.is_tensor(a)})
         ctx.args = [None if torch.is_tensor(a) else a for a in args]
         ctx.positions = [i for i, a in enumerate(args) if torch.is_tensor(a)]
         ctx.save_for_backward(*(a for a in args if torch.is_tensor(a)))
@@ -26,7 +28,7 @@ class CheckpointFunction(Function):
                 torch.set_rng_state(ctx.cpu_state)
                 for device, state in zip(ctx.devices, ctx.cuda_states):
                     torch.cuda.set_rng_state(state, device)
-            with torch.enable_grad():
+            with torch.enable_grad(), autocast_as(ctx.autocast):
                 outputs = ctx.run_function(*args)
         if torch.is_tensor(outputs):
             outputs = (outputs,)
