@@ -22,7 +22,7 @@ collect_ignore_glob = ["corpus/*", "data/*", "**/*.ipynb"]
 
 # Kernels started by nbval and nbgrader inherit this: stored outputs are the CPU ones.
 os.environ.setdefault("LAB_DEVICE", "cpu")
-# The solution's probe data (labs/grader.py: reference) depends only on the source, the kit and
+# The solution's probe data (labs/grading/reference.py) depends only on the source, the kit and
 # the runner: every throwaway course of this session shares one copy instead of recomputing it.
 os.environ.setdefault("LAB_REFERENCE_CACHE", tempfile.mkdtemp(prefix="lab-reference-"))
 

@@ -9,7 +9,7 @@ import pytest
 from labs import ROOT
 from labs.grading import judge
 
-KIT = (ROOT / "labs" / "probekit.py").read_text()
+KIT = (ROOT / "labs" / "grading" / "probekit.py").read_text()
 CELL = "/tmp/ipykernel_0/cell.py"  # notebook code, as ipykernel names it (not a library file)
 
 

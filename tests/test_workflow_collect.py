@@ -1,5 +1,5 @@
 """`make collect` files each submission under the student the LMS says uploaded it
-(labs/workflow.py: collect). Each attack is refused for that upload only, and every other
+(labs/grading/collect.py). Each attack is refused for that upload only, and every other
 student is collected: a notebook filed as a classmate's, nested archives, duplicates, zip
 bombs (size, member count), path traversal and links."""
 
