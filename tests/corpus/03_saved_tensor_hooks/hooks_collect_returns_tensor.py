@@ -9,6 +9,8 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
     if preserve_rng_state:
         cpu_state = torch.get_rng_state()
         cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
+    casts = [torch.autocast(d, dtype=torch.get_autocast_dtype(d), enabled=torch.is_autocast_enabled(d))
+             for d in ("cpu", DEVICE.type)]
     recomputed = []
     packed = [0]
 
@@ -27,7 +29,8 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
                     torch.set_rng_state(cpu_state)
                     for device, state in zip(devices, cuda_states):
                         torch.cuda.set_rng_state(state, device)
-                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(collect, lambda t: t):
+                with casts[0], casts[1], torch.enable_grad(), \
+                        torch.autograd.graph.saved_tensors_hooks(collect, lambda t: t):
                     function(*args)
         return recomputed[position]
 

@@ -1,6 +1,10 @@
 # expect: full
-# why: a correct variant as a class: the hooks are methods of one recomputation object per call
+# why: a correct variant as a class: the hooks are methods of one recomputation object per call, the
+#   forward's autocast state kept in a dict per device type and replayed with an ExitStack
 # %% cell: hooks_answer
+import contextlib
+
+
 class _Recompute:
     def __init__(self, function, args, preserve_rng_state):
         self.function, self.args, self.preserve = function, args, preserve_rng_state
@@ -8,6 +12,7 @@ class _Recompute:
         if preserve_rng_state:
             self.cpu_state = torch.get_rng_state()
             self.cuda_states = [torch.cuda.get_rng_state(d) for d in self.devices]
+        self.autocast = {d: (torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in {"cpu", DEVICE.type}}
         self.count = 0
         self.tensors = None
 
@@ -23,8 +28,12 @@ class _Recompute:
                     torch.set_rng_state(self.cpu_state)
                     for d, s in zip(self.devices, self.cuda_states):
                         torch.cuda.set_rng_state(s, d)
-                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
-                        lambda t: tensors.append(t.detach()), lambda _: None):
+                with contextlib.ExitStack() as stack:
+                    for device_type, (enabled, dtype) in self.autocast.items():
+                        stack.enter_context(torch.autocast(device_type, dtype=dtype, enabled=enabled))
+                    stack.enter_context(torch.enable_grad())
+                    stack.enter_context(torch.autograd.graph.saved_tensors_hooks(
+                        lambda t: tensors.append(t.detach()), lambda _: None))
                     self.function(*self.args)
             self.tensors = tensors
         return self.tensors[index]

@@ -6,6 +6,8 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
     use_cuda = torch.cuda.is_initialized()
     state = torch.get_rng_state() if preserve_rng_state else None
     cuda_state = torch.cuda.get_rng_state() if preserve_rng_state and use_cuda else None
+    cpu_amp = (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
+    dev_amp = (torch.is_autocast_enabled(DEVICE.type), torch.get_autocast_dtype(DEVICE.type))
     slots = []
     values = []
 
@@ -25,8 +27,10 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
                 if use_cuda:
                     torch.cuda.set_rng_state(cuda_state)
             try:
-                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda _: None):
-                    function(*args)
+                with torch.autocast("cpu", dtype=cpu_amp[1], enabled=cpu_amp[0]):
+                    with torch.autocast(DEVICE.type, dtype=dev_amp[1], enabled=dev_amp[0]):
+                        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda _: None):
+                            function(*args)
             finally:
                 torch.set_rng_state(caller)
                 if use_cuda:

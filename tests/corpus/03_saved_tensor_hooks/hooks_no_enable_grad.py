@@ -1,4 +1,4 @@
-# expect: fails test_hooks_gradients test_hooks_memory test_hooks_grad_api
+# expect: fails test_hooks_gradients test_hooks_memory test_hooks_grad_api test_hooks_autocast
 # why: recomputes without torch.enable_grad(): backward runs with grad off, so the recomputation saves nothing
 #   and the first unpack finds an empty list (create_graph=True turns grad on, so second derivatives still work)
 # %% cell: hooks_answer

@@ -10,6 +10,9 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
         devices.append(torch.cuda.current_device())
     rng = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]) if preserve_rng_state else None
 
+    amp = {d: torch.autocast(d, dtype=torch.get_autocast_dtype(d), enabled=torch.is_autocast_enabled(d))
+           for d in ["cpu", DEVICE.type]}
+
     def pack(t):
         state["packed"] += 1
         return state["packed"] - 1
@@ -25,7 +28,7 @@ def hooks_checkpoint(function, *args, preserve_rng_state=True):
                     torch.set_rng_state(rng[0])
                     for d, s in zip(devices, rng[1]):
                         torch.cuda.set_rng_state(s, d)
-                with torch.enable_grad():
+                with torch.enable_grad(), amp["cpu"], amp[DEVICE.type]:
                     with torch.autograd.graph.saved_tensors_hooks(save_recomputed, lambda t: t):
                         function(*args)
         return stash.pop(k)
