@@ -53,6 +53,7 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 LESSONS = {
     "01_hardswish": ("closed_interval_kinks", "expected gradients [0, 1] at x = -3, 3, got [-0.5, 1.5]"),
     "02_checkpointing": ("activations_kept", None),
+    "03_saved_tensor_hooks": ("hooks_pack_keeps_tensor", "backward should recompute once, with grad enabled"),
     "04_modern_swish": ("ignores_upstream", None),
 }
 BUDGET_S = 180                          # one lesson's path

@@ -200,7 +200,7 @@ def test_hidden_tests_record_raw_values(lesson):
     ("_probe('close', lambda: torch.allclose(f(_x), _x))", "compares in the kernel"),
 ])
 def test_raw_values_gate_catches_a_planted_comparison(planted, problem):
-    """The gate on lesson 3's real source with one hidden line planted (the first is the probe this gate
+    """The gate on lesson 4's real source (modern Swish) with one hidden line planted (the first is the probe this gate
     was written for: "yours minus softmax's" through a global helper)."""
     nb = notebooks.read(ROOT / "source" / "lab_2_1_3" / "04_modern_swish.ipynb")
     cell = next(c for c in nb.cells if c.cell_type == "code" and "### END HIDDEN TESTS" in c.source

@@ -139,7 +139,7 @@ def test_mistake_fails_its_selfcheck_with_its_message(entry):
 
 def test_selfcheck_proofs_cover_every_known_failure():
     named = {(e.notebook, selfcheck_expectation(e)[0]) for e in NAMED}
-    for need in (("02_checkpointing", "hooks_selfcheck"), ("02_checkpointing", "checkpoint_selfcheck"),
+    for need in (("03_saved_tensor_hooks", "hooks_selfcheck"), ("02_checkpointing", "checkpoint_selfcheck"),
                  ("01_hardswish", "hardswish_selfcheck"), ("04_modern_swish", "swish_selfcheck")):
         assert need in named, f"no corpus entry proves {need}"
 

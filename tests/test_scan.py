@@ -17,6 +17,7 @@ from labs.grading.scan import Finding, matches, scan_notebook, scan_source
 FORBIDDEN = {
     "01_hardswish": ["hardswish*", "Hardswish"],
     "02_checkpointing": ["utils.checkpoint", "torch_checkpoint", "checkpoint_sequential"],
+    "03_saved_tensor_hooks": ["utils.checkpoint", "torch_checkpoint", "checkpoint_sequential"],
     "04_modern_swish": ["silu*", "SiLU"],
 }
 ALL_FORBIDDEN = [p for patterns in FORBIDDEN.values() for p in patterns]
