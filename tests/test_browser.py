@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from labs import ASSIGNMENT, ROOT
@@ -88,8 +89,12 @@ def _solutions(lesson: str) -> dict[str, str]:
             for c in nb.cells if notebooks.is_answer(c) and c.cell_type == "code"}
 
 
-def _answer_on_disk(path: Path, grade_id: str) -> str:
-    nb = notebooks.read(path)
+def _answer_on_disk(path: Path, grade_id: str) -> str | None:
+    """The answer cell as saved, or None while Jupyter is still writing the file (read it again)."""
+    try:
+        nb = notebooks.read(path)
+    except (nbformat.reader.NotJSONError, ValueError, OSError):
+        return None
     return next(c.source for c in nb.cells if notebooks.grade_id(c) == grade_id)
 
 
@@ -171,7 +176,7 @@ def server(tmp_path_factory, chromium, artifacts) -> Iterator[Server]:
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ)
+    env = lab.environment()   # as `make lab` starts it: the repository on PYTHONPATH (our Validate)
     env.update({
         "JUPYTER_CONFIG_DIR": str(base / "jupyter-config"),
         "JUPYTER_RUNTIME_DIR": str(base / "jupyter-runtime"),
@@ -274,7 +279,7 @@ class Notebook:
         self.page.keyboard.insert_text(text)
         self.page.keyboard.press("Escape")          # command mode, like a student leaving the cell
         self.page.keyboard.press("ControlOrMeta+s")
-        _wait_for(lambda: _answer_on_disk(self.path, grade_id).rstrip() == text.rstrip(), 20,
+        _wait_for(lambda: (_answer_on_disk(self.path, grade_id) or "").rstrip() == text.rstrip(), 20,
                   "the typed answer to be saved to disk")
 
     def validate(self, timeout_ms: int = VALIDATE_TIMEOUT_MS):

@@ -58,15 +58,22 @@ def command(course: Path = ROOT, *extra: str, notebook: str = FIRST_LESSON) -> l
     ]
 
 
+def environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: `base` (default: this process's) with the repository on PYTHONPATH, so
+    the server imports our Validate extension (labs.course.validate) wherever it is started from."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     dest = prepare()
     print(f"Your working copy of the lab: {dest.relative_to(ROOT)}/ (release/ stays as released).")
     print("In a notebook: run the cells, write your answer, then press Validate in the notebook toolbar.")
     os.chdir(ROOT)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     cmd = command(ROOT, *args)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, environment())
     return 1  # not reached
 
 
