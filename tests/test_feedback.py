@@ -7,6 +7,7 @@ real `nbgrader generate_feedback`, is checked in tests/test_bad_submissions.py."
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import nbformat
@@ -78,6 +79,15 @@ def test_long_student_tex_is_left_as_text_in_bounded_time():
     out = OfflineMath().convert(text)
     assert time.perf_counter() - started < 5
     assert "<math" not in out
+
+
+def test_the_feedback_template_is_not_ignored_by_git():
+    """It was once: .gitignore's `feedback/` (nbgrader's output folder) also matched this template's folder, so a
+    fresh clone had no template and its feedback pages loaded MathJax from a CDN."""
+    folder = ROOT / "labs" / "grading" / "templates" / "feedback"
+    files = [str(p.relative_to(ROOT)) for p in folder.iterdir()]
+    proc = subprocess.run(["git", "check-ignore", *files], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == "", f"ignored by git: {proc.stdout}"
 
 
 def test_the_feedback_template_is_ours_first():
