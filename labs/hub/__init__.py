@@ -315,9 +315,16 @@ def publish_review_rules(settings: Settings) -> list[Path]:
 
     pw = pwd.getpwnam(settings.instructor)
     top = settings.exchange / COURSE_ID / validate.REVIEW_DIR
+    # Run as root under a world-writable exchange: every folder on the way must be a real folder of root's or the
+    # instructor's (a student could have made one first, or a link to anywhere, for root to write and chown through).
+    for folder in (settings.exchange / COURSE_ID, top, top / ASSIGNMENT):
+        if folder.is_symlink() or (folder.exists() and (not folder.is_dir()
+                                                        or folder.stat().st_uid not in (0, pw.pw_uid))):
+            raise HubError(f"{folder} is not a folder of root's or {settings.instructor}'s: Validate's review "
+                           "rules are not published there (remove it, then start the hub again)")
     written = validate.write_rules(course_dir(settings) / "source" / ASSIGNMENT, top / ASSIGNMENT)
     for path in [top, top / ASSIGNMENT, *written]:
-        os.chown(path, pw.pw_uid, pw.pw_gid)
+        os.chown(path, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
         os.chmod(path, 0o644 if path.is_file() else 0o755)
     return written
 
