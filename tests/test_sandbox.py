@@ -235,3 +235,17 @@ def test_a_missing_sandbox_stops_grading(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
         sandbox.check(FAST)
+
+
+def test_torch_compile_runs_eagerly():
+    """Graded runs never build native code through Inductor: torch.compile gives the eager values
+    and compiles no graph (a show-only compile cell took about 18 s per notebook)."""
+    result = run("import json, torch, torch._dynamo\n"
+                 "f = lambda x: torch.sin(x) * 2\n"
+                 "g = torch.compile(f)\n"
+                 "x = torch.linspace(-3, 3, 7)\n"
+                 "same = bool(torch.equal(g(x), f(x)))\n"
+                 "graphs = torch._dynamo.utils.counters['stats']['unique_graphs']\n"
+                 "print(json.dumps({'same': same, 'graphs': graphs, 'disabled': torch._dynamo.config.disable}))")
+    assert result.statuses.get(0) == "ok", result.errors
+    assert facts(result) == {"same": True, "graphs": 0, "disabled": True}

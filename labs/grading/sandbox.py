@@ -33,7 +33,10 @@ What the sandbox gives the student's code, in the order data flows:
    `--die-with-parent`): every process it started dies with it; a cgroup bounds memory and
    process count for the whole submission, not per process; rlimits bound CPU time, file size,
    core dumps and per-process address space; a per-cell timeout (inside), a wall-clock budget
-   per notebook (from outside).
+   per notebook (from outside). `torch.compile` runs eagerly (TORCH_COMPILE_DISABLE=1): compiling
+   changes no value a graded test reads, and no submission builds and loads native code through
+   Inductor (a lesson's show-only compile cell, run when a notebook looks names up dynamically,
+   took about 18 s of CPU per notebook and timed out the batch's short cells).
 6. Out: the runner writes one record per cell to the log descriptor, which only the runner holds
    (the kernel never inherits it; the runner is non-dumpable and ignores the signals a process
    inside can send to PID 1: labs/grading/sandbox_runner.py says how). A killed runner means missing
@@ -368,6 +371,7 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
         "LAB_DEVICE": device(), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MPLCONFIGDIR": "/sandbox/.matplotlib", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
         "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "TORCH_COMPILE_DISABLE": "1",
     }
 
 
