@@ -203,9 +203,15 @@ def test_regrading_gives_the_same_verdict(batch):
     assert autograde.results(course.root)[student].failures == before_msgs
 
 
-def test_feedback_never_shows_hidden_tests(batch):
+@pytest.fixture(scope="module")
+def feedback(batch):
+    """`make feedback` for the whole batch, once (about 1 s a page): the tests below read its pages."""
+    assert cli.feedback(batch["course"].root) == 0
+    return batch["course"].root / "feedback"
+
+
+def test_feedback_never_shows_hidden_tests(batch, feedback):
     course = batch["course"]
-    assert cli.feedback(course.root) == 0
     source = notebooks.read(ROOT / "source" / "lab_2_1_3" / f"{NOTEBOOK}.ipynb")
     hidden = {ln.strip() for ln in notebooks.hidden_lines(source)
               if len(ln.strip()) > 12 and ln.strip() not in {x.strip() for x in notebooks.public_lines(source)}}
@@ -326,11 +332,10 @@ class _RemoteLoads(HTMLParser):
             self.found.append(f"<style>{_REMOTE_CSS.search(data).group(0)}")
 
 
-def test_feedback_is_inert_html(batch):
+def test_feedback_is_inert_html(batch, feedback):
     """Scripts and event handlers a student put in outputs or markdown are inert in feedback
     (escaped text at most), and no output made while grading reaches it."""
     course = batch["course"]
-    assert cli.feedback(course.root) == 0
     for page in sorted((course.root / "feedback").glob(f"*/lab_2_1_3/{NOTEBOOK}.html")):
         live = _LiveCode()
         live.feed(page.read_text())
