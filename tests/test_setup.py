@@ -5,7 +5,9 @@ message naming the command to run (tools/system-deps.sh). `make` and `make lab` 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,13 @@ def test_ci_only_calls_make_test():
              if line.strip() and not line.startswith("#")]
     assert lines[-1] == "make test"
     assert not any("apt-get" in line or "pytest" in line for line in lines)
+
+
+def test_make_labs_server_finds_the_venvs_tools_without_an_activated_venv():
+    """`.venv/bin/python -m labs.course.lab` from a shell whose PATH lacks the venv: the server's
+    formgrader runs `alembic` from PATH, and its assignment list never loaded (a 500)."""
+    from labs.course import lab
+
+    env = lab.environment({"PATH": "/usr/bin:/bin"})
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
+    assert shutil.which("alembic", path=env["PATH"]) == str(Path(sys.executable).parent / "alembic")

@@ -60,9 +60,12 @@ def command(course: Path = ROOT, *extra: str, notebook: str = FIRST_LESSON) -> l
 
 def environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The server's environment: `base` (default: this process's) with the repository on PYTHONPATH, so
-    the server imports our Validate extension (labs.course.validate) wherever it is started from."""
+    the server imports our Validate extension (labs.course.validate) wherever it is started from, and
+    this Python's scripts first on PATH (the formgrader runs `alembic` from PATH: without it, started
+    as `.venv/bin/python -m labs.course.lab`, its assignment list never loaded)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p)
     return env
 
 
