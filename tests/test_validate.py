@@ -24,7 +24,7 @@ import pytest
 
 from labs import ASSIGNMENT, ROOT
 from labs.course import build, checks, corpus, lab, notebooks, validate
-from labs.grading import scan
+from labs.grading import plan, scan
 
 from .test_browser import (  # noqa: F401  (fixtures: the server as `make lab` starts it, the browser)
     ARTIFACTS,
@@ -230,6 +230,68 @@ def test_published_rules_are_found_where_the_hub_puts_them(release, tmp_path, mo
     assert found is not None and json.dumps(found) == json.dumps(notebooks.read(written[0].parent / student.name))
     monkeypatch.delenv("LAB_HUB_EXCHANGE")
     assert validate.find_rules(student, tmp_path / "no-course") is None
+
+
+# --------------------------------------------------------------------------- what Validate runs
+
+VALIDATE_LESSON = "03_saved_tensor_hooks"   # the quickest lesson to run whole
+VALIDATE_WRONG = "hooks_pack_keeps_tensor"  # a corpus mistake a visible part of a graded test catches
+
+
+def _release_code(release: Path, lesson: str) -> set[str]:
+    return {c.source.strip() for c in notebooks.read(release / f"{lesson}.ipynb").cells if c.cell_type == "code"}
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_published_rules_mark_the_same_show_only_cells(lesson, release):
+    """On the hub, Validate reads which cells only show from the published rules: the source's."""
+    expected = _release_code(release, lesson) & plan.skipped_sources(_source(release, lesson))
+    assert expected, f"{lesson}: no show-only cell in the release"
+    rules = validate.rules(_source(release, lesson))
+    assert _release_code(release, lesson) & plan.skipped_sources(rules) == expected
+
+
+def _saved(release: Path, nb, lesson: str, tmp_path: Path) -> Path:
+    path = tmp_path / ASSIGNMENT / f"{lesson}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_validate_skips_what_grading_skips_and_keeps_the_text(release, tmp_path):
+    nb = _solved(release, VALIDATE_LESSON)
+    path = _saved(release, nb, VALIDATE_LESSON, tmp_path)
+    skip = validate.show_only(path, release.parents[1])
+    out = copy.deepcopy(nb)
+    validate.skipping_execute(skip)(timeout=120).preprocess(out, {"metadata": {"path": str(path.parent)}})
+    before = [c for c in nb.cells if c.cell_type == "code"]
+    after = [c for c in out.cells if c.cell_type == "code"]
+    skipped = plan.skip_plan([c.source for c in before], skip)
+    assert [c.source for c in after] == [c.source for c in before]  # nbgrader's checksums see what was saved
+    solved = {c.source.strip(): c.outputs for c in notebooks.read(ROOT / "solutions" / ASSIGNMENT /
+                                                                    f"{VALIDATE_LESSON}.ipynb").cells
+              if c.cell_type == "code"}
+    assert any(solved.get(before[i].source.strip()) for i in skipped), "no skipped cell shows anything when run"
+    assert all(after[i].outputs == [] for i in skipped)
+    ran = [i for i in range(len(after)) if i not in skipped]
+    assert all(after[i].execution_count for i in ran)
+    graded = [i for i in ran if notebooks.is_graded_test(after[i])]
+    assert graded and all(not any(o.get("output_type") == "error" for o in after[i].outputs) for i in graded)
+    # a notebook that looks names up dynamically runs every cell, as grading runs it
+    dynamic = [c.source for c in before] + ["print(sorted(globals())[:1])"]
+    assert plan.skip_plan(dynamic, skip) == set()
+
+
+def test_validate_gives_nbgraders_verdict_running_what_grading_runs(release, tmp_path):
+    from nbgrader.validator import Validator
+
+    entry = next(e for e in corpus.entries(VALIDATE_LESSON) if e.name == VALIDATE_WRONG)
+    path = _saved(release, _student(release, entry), VALIDATE_LESSON, tmp_path)
+    whole = Validator().validate(str(path))
+    ours = validate.validator(validate.show_only(path, release.parents[1]))().validate(str(path))
+    assert ours.get("failed"), ours
+    assert [f["source"] for f in ours["failed"]] == [f["source"] for f in whole.get("failed", [])]
+    assert set(ours) == set(whole)
 
 
 # --------------------------------------------------------------------------- 2., 3. a real server

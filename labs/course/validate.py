@@ -5,8 +5,13 @@ A jupyter-server extension (`labs.course.validate`) that serves nbgrader's Valid
 `validate_assignment` extension, which is switched off where this one is on (`make lab`:
 labs/course/lab.py; the hub's student servers: hub/student/jupyter_server_config.json).
 
-1. nbgrader's validation runs exactly as before (nbgrader's handler's own `validate_notebook`):
-   its verdict is never changed.
+1. nbgrader's validation runs as before (nbgrader's handler's own `validate_notebook` and its
+   `Validator`), except that its Execute skips the lesson's show-only cells (timings, figures,
+   torch.compile, demos) exactly as grading skips them (`labs.grading.plan.skip_plan`: only a cell
+   whose text is one the source tags `grading-skip`, and only when nothing that runs may read a
+   name it binds). A graded test sees the same values either way, and Validate runs what the
+   grader runs: seconds, where the whole lesson took up to half a minute. Its verdict is never
+   changed.
 2. The grader's static review scan then runs on the same file, as the grader runs it (the Judge,
    labs/grading/nbgrader_steps.py: `scan.scan_notebook` with the lesson's declaration,
    `reference.declaration`), and what it will flag
@@ -15,11 +20,12 @@ labs/course/lab.py; the hub's student servers: hub/student/jupyter_server_config
 The scan needs the instructor's source notebook (which cells are the student's; the names the
 grader's hidden code binds). Where the course's source/ is readable (`make lab`) it is read. On
 the hub students cannot read it: `python -m labs.hub start` publishes, per notebook, its *review
-rules* (`rules`): the source's code cells as the release shows them, each answer cell replaced by
-the names it binds, and the names the hidden tests bind, with no hidden test and no solution
-text, under the exchange (`<exchange>/<course>/lab-review/<assignment>/<notebook>.ipynb`).
-tests/test_validate.py checks that the scan gives the same findings with the rules as with the
-source on every corpus answer.
+rules* (`rules`): the source's code cells as the release shows them (show-only cells keep their
+`grading-skip` tag), each answer cell replaced by the names it binds, and the names the hidden
+tests bind, with no hidden test and no solution text, under the exchange
+(`<exchange>/<course>/lab-review/<assignment>/<notebook>.ipynb`). tests/test_validate.py checks
+that the scan gives the same findings with the rules as with the source on every corpus answer,
+and that Validate skips the same cells with either.
 
 How it shows: nbgrader's labextension renders only fixed keys of the reply. A reply with no
 failure shows a fixed "Success!" and nothing else, so flags are added as entries of `failed`,
@@ -41,7 +47,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..grading import reference, scan
+from ..grading import plan, reference, scan
 from . import notebooks
 
 REVIEW_DIR = "lab-review"   # under the exchange's course folder on the hub
@@ -97,7 +103,11 @@ def rules(source_nb):
                 "".join(f"{n} = None\n" for n in names)
         else:
             text = scan._plain(cell.source, drop_hidden=True)
-        cells.append(nbformat.v4.new_code_cell(text, metadata={"nbgrader": meta} if meta else {}))
+        tags = [t for t in cell.metadata.get("tags", []) if t == plan.SKIP_TAG]
+        if tags and "### BEGIN HIDDEN TESTS" not in cell.source:
+            text = cell.source  # verbatim: Validate skips a cell whose text is exactly this one
+        cells.append(nbformat.v4.new_code_cell(text, metadata={**({"nbgrader": meta} if meta else {}),
+                                                                **({"tags": tags} if tags else {})}))
     hidden = sorted(scan.reserved_names(source_nb) - {"_probe"})
     cells.append(nbformat.v4.new_code_cell(
         "# the names the grader's setup and hidden tests bind: a cell that binds one is flagged\n"
@@ -142,6 +152,48 @@ def find_rules(notebook: Path, course: Path):
         except (FileNotFoundError, PermissionError, NotADirectoryError):
             continue
     return None
+
+
+# --------------------------------------------------------------------------- what Validate runs
+
+def show_only(notebook: Path, course: Path) -> set[str]:
+    """The texts of the lesson's show-only cells (tagged `grading-skip` in the source or its
+    published rules; never read from the student's notebook); empty for a notebook of no lesson."""
+    rules_nb = find_rules(notebook, course)
+    return plan.skipped_sources(rules_nb) if rules_nb is not None else set()
+
+
+def skipping_execute(skip: set[str]):
+    """nbgrader's Execute preprocessor, skipping the show-only cells grading skips: each is run as a
+    comment, then its text is put back (nbgrader's checksums see the notebook as submitted)."""
+    from nbgrader.preprocessors import Execute
+
+    class SkippingExecute(Execute):
+        def preprocess(self, nb, resources):
+            code = [c for c in nb.cells if c.cell_type == "code"]
+            skipped = plan.skip_plan([c.source for c in code], skip) if skip else set()
+            kept = {i: code[i].source for i in skipped}
+            for i in skipped:
+                code[i].source = plan.SKIPPED
+            try:
+                return super().preprocess(nb, resources)
+            finally:
+                for i, text in kept.items():
+                    code[i].source = text
+
+    return SkippingExecute
+
+
+def validator(skip: set[str]):
+    """nbgrader's Validator, its Execute skipping the show-only cells (`skipping_execute`)."""
+    from nbgrader.preprocessors import Execute
+    from nbgrader.validator import Validator
+    from traitlets import List
+
+    class LessonValidator(Validator):
+        preprocessors = List([skipping_execute(skip) if pp is Execute else pp for pp in Validator().preprocessors])
+
+    return LessonValidator
 
 
 # --------------------------------------------------------------------------- plain words
@@ -242,15 +294,24 @@ def _handlers():
     from jupyter_server.utils import url_path_join
     from nbgrader.server_extensions.validate_assignment import handlers as nbg
 
+    _NBGRADER_VALIDATOR = nbg.Validator
+
     class ValidateHandler(nbg.ValidateAssignmentHandler):
         """nbgrader's handler; its reply merged with the review scan's flags."""
 
         def validate_notebook(self, path):
-            response = super().validate_notebook(path)  # raises 403 outside the root, as nbgrader's
             target = (Path(self.root_dir).resolve() / path).resolve()
             config = self.load_config()
             course = Path(config.CourseDirectory.root) if "root" in config.get("CourseDirectory", {}) \
                 else Path(os.getcwd())
+            # nbgrader's handler, with its Validator's Execute skipping what grading skips (one request
+            # at a time: Tornado calls this on its one thread, and the name is put back at once)
+            nbg.Validator = validator(show_only(target, course) if target.is_relative_to(Path(self.root_dir).resolve())
+                                      else set())
+            try:
+                response = super().validate_notebook(path)  # raises 403 outside the root, as nbgrader's
+            finally:
+                nbg.Validator = _NBGRADER_VALIDATOR
             return review_response(response, target, course)
 
     return url_path_join, [(r"/assignments/validate", ValidateHandler),
