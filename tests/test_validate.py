@@ -82,10 +82,16 @@ def _first_answer(release: Path, lesson: str = LESSON) -> str:
 def _reply(release: Path, nb, response=PASSED, lesson: str = LESSON, tmp_path=None) -> dict:
     """The Validate reply for `nb`, saved as a student's lesson, given nbgrader's `response`; the
     course (its source/) is the release's."""
+    path = _saved(nb, lesson, tmp_path)
+    return validate.review_response(copy.deepcopy(response), path, release.parents[1])
+
+
+def _saved(nb, lesson: str, tmp_path: Path) -> Path:
+    """`nb` saved as a student's lesson (the assignment's folder, the lesson's name)."""
     path = tmp_path / ASSIGNMENT / f"{lesson}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
-    return validate.review_response(copy.deepcopy(response), path, release.parents[1])
+    return path
 
 
 HONEST = [e for e in corpus.entries() if e.expect_full and not e.expect_review]
@@ -251,16 +257,9 @@ def test_published_rules_mark_the_same_show_only_cells(lesson, release):
     assert _release_code(release, lesson) & plan.skipped_sources(rules) == expected
 
 
-def _saved(release: Path, nb, lesson: str, tmp_path: Path) -> Path:
-    path = tmp_path / ASSIGNMENT / f"{lesson}.ipynb"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-    return path
-
-
 def test_validate_skips_what_grading_skips_and_keeps_the_text(release, tmp_path):
     nb = _solved(release, VALIDATE_LESSON)
-    path = _saved(release, nb, VALIDATE_LESSON, tmp_path)
+    path = _saved(nb, VALIDATE_LESSON, tmp_path)
     skip = validate.show_only(path, release.parents[1])
     out = copy.deepcopy(nb)
     validate.skipping_execute(skip)(timeout=120).preprocess(out, {"metadata": {"path": str(path.parent)}})
@@ -286,7 +285,7 @@ def test_validate_gives_nbgraders_verdict_running_what_grading_runs(release, tmp
     from nbgrader.validator import Validator
 
     entry = next(e for e in corpus.entries(VALIDATE_LESSON) if e.name == VALIDATE_WRONG)
-    path = _saved(release, _student(release, entry), VALIDATE_LESSON, tmp_path)
+    path = _saved(_student(release, entry), VALIDATE_LESSON, tmp_path)
     whole = Validator().validate(str(path))
     ours = validate.validator(validate.show_only(path, release.parents[1]))().validate(str(path))
     assert ours.get("failed"), ours
